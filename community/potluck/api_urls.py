@@ -1,0 +1,35 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The management API's routes; extensions add theirs through ``extensions.api_routes``."""
+
+from __future__ import annotations
+
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from potluck import extensions
+from potluck.accounts.api import (
+    ApiKeyViewSet,
+    ExtensionsView,
+    MembersViewSet,
+    MeView,
+    OrganizationViewSet,
+)
+from potluck.nodes.api import NodeViewSet
+from potluck.registry.api import ModelViewSet
+
+router = DefaultRouter()
+# Accept both /api/models and /api/models/: clients should not depend on a redirect.
+router.trailing_slash = "/?"
+router.register("orgs", OrganizationViewSet, basename="org")
+router.register("members", MembersViewSet, basename="member")
+router.register("keys", ApiKeyViewSet, basename="apikey")
+router.register("models", ModelViewSet, basename="model")
+router.register("nodes", NodeViewSet, basename="node")
+
+urlpatterns = [
+    path("me", MeView.as_view(), name="me"),
+    path("extensions", ExtensionsView.as_view(), name="extensions"),
+    *router.urls,
+]
+for routes in extensions.api_routes:
+    urlpatterns += routes()

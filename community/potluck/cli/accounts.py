@@ -1,0 +1,168 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``potluck orgs``, ``potluck users`` and ``potluck keys``."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from potluck.cli.context import CliError, needs_django
+
+console = Console()
+
+
+def find_org(name: str):  # noqa: ANN201 - returns an Organization, imported late
+    from django.db.models import Q
+    from django.utils.text import slugify
+
+    from potluck.accounts.models import Organization
+
+    org = Organization.objects.filter(Q(slug=name) | Q(slug=slugify(name)) | Q(name__iexact=name)
+                                      ).order_by("slug").first()
+    if org is None:
+        raise CliError(f"no organization named {name!r} (see `potluck orgs list`)")
+    return org
+
+
+@click.group()
+def orgs() -> None:
+    """Organizations (tenants)."""
+
+
+@orgs.command("create")
+@click.argument("name")
+@click.option("--slug", help="URL name; derived from NAME if omitted.")
+@click.option("--owner", help="Email of the first owner (created if unknown).")
+@needs_django
+def orgs_create(name: str, slug: str | None, owner: str | None) -> None:
+    """Create an organization."""
+    from django.db import transaction
+
+    from potluck.accounts import services
+
+    with transaction.atomic():
+        user = services.get_or_create_user(owner) if owner else None
+        org = services.create_organization(name, slug=slug, owner=user)
+    click.echo(f"created organization {org.slug} ({org.name})")
+
+
+@orgs.command("list")
+@needs_django
+def orgs_list() -> None:
+    """List organizations."""
+    from django.db.models import Count
+
+    from potluck.accounts.models import Organization
+
+    table = Table("slug", "name", "members", "created")
+    for org in Organization.objects.annotate(n=Count("memberships")):
+        table.add_row(org.slug, org.name, str(org.n), org.created_at.strftime("%Y-%m-%d"))
+    console.print(table)
+
+
+@click.group()
+def users() -> None:
+    """People who sign in to the console."""
+
+
+@users.command("add")
+@click.argument("email")
+@click.option("--org", "org_name", required=True, help="Organization to join.")
+@click.option("--role", default="member", show_default=True,
+              type=click.Choice(["owner", "admin", "member", "viewer"]))
+@needs_django
+def users_add(email: str, org_name: str, role: str) -> None:
+    """Add a person to an organization (created without a password if new)."""
+    from potluck.accounts import services
+
+    membership = services.add_member(find_org(org_name), email, role)
+    click.echo(f"{membership.user.email} is now {membership.role} of "
+               f"{membership.organization.slug}")
+
+
+@users.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@needs_django
+def users_set_password(username: str, password_stdin: bool) -> None:
+    """Set a person's password (prompts unless --password-stdin)."""
+    from potluck.accounts import services
+    from potluck.accounts.models import User
+
+    user = User.objects.filter(username=username).first() or User.objects.filter(
+        email__iexact=username).first()
+    if user is None:
+        raise CliError(f"no user named {username!r}")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("new password", hide_input=True, confirmation_prompt=True)
+    services.set_password(user, password)
+    click.echo(f"password set for {user.username}")
+
+
+@click.group()
+def keys() -> None:
+    """API keys."""
+
+
+@keys.command("create")
+@click.option("--org", "org_name", required=True, help="Organization the key acts in.")
+@click.option("--name", required=True, help="A name to recognise the key by.")
+@click.option("--scope", "scopes", multiple=True,
+              type=click.Choice(["inference", "read", "write", "admin"]),
+              help="Repeat for several; default: inference, read, write.")
+@click.option("--expires-in-days", type=click.IntRange(min=1), help="Expire after N days.")
+@needs_django
+def keys_create(org_name: str, name: str, scopes: tuple[str, ...],
+                expires_in_days: int | None) -> None:
+    """Create a key; the secret is printed once, as the last line."""
+    from django.utils import timezone
+
+    from potluck.accounts import services
+
+    expires = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
+    key, secret = services.create_api_key(find_org(org_name), name,
+                                          scopes=list(scopes) or None, expires_at=expires)
+    click.echo(f"created key {key.name} ({key.display_prefix}) with scopes "
+               f"{', '.join(key.scopes)}; store the secret now, it is not shown again:",
+               err=True)
+    click.echo(secret)
+
+
+@keys.command("list")
+@click.option("--org", "org_name", required=True)
+@needs_django
+def keys_list(org_name: str) -> None:
+    """List an organization's keys (never their secrets)."""
+    from potluck.accounts.selectors import api_keys
+
+    table = Table("prefix", "name", "scopes", "created", "last used", "state")
+    for key in api_keys(find_org(org_name)):
+        state = "active" if key.is_active else ("revoked" if key.revoked_at else "expired")
+        table.add_row(key.display_prefix, key.name, ",".join(key.scopes),
+                      key.created_at.strftime("%Y-%m-%d"),
+                      key.last_used_at.strftime("%Y-%m-%d %H:%M") if key.last_used_at else "-",
+                      state)
+    console.print(table)
+
+
+@keys.command("revoke")
+@click.argument("prefix")
+@click.option("--org", "org_name", required=True)
+@needs_django
+def keys_revoke(prefix: str, org_name: str) -> None:
+    """Revoke a key by its prefix (pot_XXXXXXXXXXXX)."""
+    from potluck.accounts import services
+    from potluck.accounts.selectors import api_keys
+
+    lookup = prefix.removeprefix("pot_")
+    key = api_keys(find_org(org_name)).filter(lookup=lookup).first()
+    if key is None:
+        raise CliError(f"no key {prefix!r} in {org_name}")
+    services.revoke_api_key(key)
+    click.echo(f"revoked {key.display_prefix} ({key.name})")

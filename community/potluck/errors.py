@@ -1,0 +1,31 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Domain errors raised by services; each edge (DRF, /v1, CLI) renders them in its own shape."""
+
+from __future__ import annotations
+
+
+class PotluckError(Exception):
+    """Base class: the message is safe to show to the caller."""
+
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(PotluckError):
+    status = 400
+
+
+class NotFound(PotluckError):
+    status = 404
+
+
+class Conflict(PotluckError):
+    status = 409
+
+
+class Forbidden(PotluckError):
+    status = 403

@@ -1,0 +1,168 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Extension points: how editions and plug-ins add behaviour without core knowing them.
+
+Community code declares each hook here and calls it; it never knows who registered
+an implementation. The enterprise edition (or any plug-in) registers from its
+``AppConfig.ready()``, and only for the features its licence grants.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """An ordered, thread-safe set of named implementations of one hook."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._items: dict[str, T] = {}
+        self._lock = threading.Lock()
+
+    def register(self, key: str, item: T, *, replace: bool = False) -> T:
+        with self._lock:
+            if key in self._items and not replace:
+                raise ValueError(f"{self.name}: {key!r} is already registered")
+            self._items[key] = item
+        return item
+
+    def unregister(self, key: str) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def get(self, key: str) -> T | None:
+        return self._items.get(key)
+
+    def keys(self) -> list[str]:
+        return list(self._items)
+
+    def __iter__(self) -> Iterator[T]:
+        with self._lock:
+            items = list(self._items.values())
+        return iter(items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+@dataclass(frozen=True)
+class GatewayCall:
+    """What a request policy sees of a gateway call."""
+
+    organization_id: str
+    api_key_id: str | None
+    model: str
+    endpoint: str
+    body: dict[str, Any]
+
+
+class PolicyRejection(Exception):
+    """Raised by a request policy to refuse a call; the message reaches the client."""
+
+    def __init__(self, message: str, *, status: int = 403, code: str = "policy_violation") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@runtime_checkable
+class RequestPolicy(Protocol):
+    """Runs around a gateway call: may refuse it, rewrite the request, or the response."""
+
+    def before(self, call: GatewayCall) -> dict[str, Any] | None: ...
+
+    def after(self, call: GatewayCall, response: dict[str, Any]) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class UsageSink(Protocol):
+    """Receives usage records after they are committed to Postgres (never on the hot path)."""
+
+    def consume(self, records: list[dict[str, Any]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConsolePanel:
+    """A section of the console contributed by an extension."""
+
+    key: str
+    title: str
+    api_path: str
+    order: int = 100
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A licence-gated capability that an extension switched on."""
+
+    key: str
+    title: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+request_policies: Registry[RequestPolicy] = Registry("request_policies")
+usage_sinks: Registry[UsageSink] = Registry("usage_sinks")
+# Dotted paths of DRF authentication classes, tried after API keys and sessions.
+auth_backends: Registry[str] = Registry("auth_backends")
+console_panels: Registry[ConsolePanel] = Registry("console_panels")
+features: Registry[Feature] = Registry("features")
+# Extra URL patterns mounted under /api/ by an extension: a callable returning a list.
+api_routes: Registry[Callable[[], list[Any]]] = Registry("api_routes")
+
+ALL_REGISTRIES: tuple[Registry[Any], ...] = (
+    request_policies,
+    usage_sinks,
+    auth_backends,
+    console_panels,
+    features,
+    api_routes,
+)
+
+
+def feature_available(key: str) -> bool:
+    """The one check for a licence-gated feature, like GitLab's ``feature_available?``."""
+    return features.get(key) is not None
+
+
+def run_before_policies(call: GatewayCall) -> dict[str, Any]:
+    """Apply every request policy's ``before``; each may return a rewritten body."""
+    body = call.body
+    for policy in request_policies:
+        rewritten = policy.before(
+            GatewayCall(call.organization_id, call.api_key_id, call.model, call.endpoint, body)
+        )
+        if rewritten is not None:
+            body = rewritten
+    return body
+
+
+def run_after_policies(call: GatewayCall, response: dict[str, Any]) -> dict[str, Any]:
+    for policy in request_policies:
+        rewritten = policy.after(call, response)
+        if rewritten is not None:
+            response = rewritten
+    return response
+
+
+def publish_usage(records: list[dict[str, Any]]) -> list[tuple[str, Exception]]:
+    """Hand committed usage records to every sink; a failing sink never stops the others."""
+    failures: list[tuple[str, Exception]] = []
+    for key in usage_sinks.keys():
+        sink = usage_sinks.get(key)
+        if sink is None:
+            continue
+        try:
+            sink.consume(records)
+        except Exception as exc:  # a sink's bug must not lose records for the others
+            failures.append((key, exc))
+    return failures

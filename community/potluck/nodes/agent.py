@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The node agent: a Celery worker on the host's own queue, plus its heartbeat.
+
+It uses a thread pool: worker processes are never recycled, so anything the agent
+starts (vLLM servers, later) is not tied to a pool child's life.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from potluck.celery_app import app
+from potluck.nodes import resources, services
+
+log = logging.getLogger(__name__)
+CONTROL_QUEUE = "potluck.control"
+
+
+class Heartbeat(threading.Thread):
+    def __init__(self, name: str) -> None:
+        super().__init__(name="potluck-heartbeat", daemon=True)
+        self.node_name = name
+        self.stopped = threading.Event()
+        self.resources = resources.probe()
+
+    def beat(self) -> None:
+        try:
+            services.heartbeat(self.node_name, self.resources)
+        except Exception:  # a Redis or DB blip must not kill the agent; next beat retries
+            log.exception("heartbeat failed")
+        finally:
+            close_old_connections()
+
+    def run(self) -> None:
+        while not self.stopped.wait(settings.NODE_HEARTBEAT_SECONDS):
+            self.beat()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        try:
+            services.sign_off(self.node_name)
+        except Exception:
+            log.exception("could not sign off node %s", self.node_name)
+
+
+def run(name: str, *, control: bool, concurrency: int = 4, loglevel: str = "INFO") -> None:
+    queues = [services.queue_for(name)] + ([CONTROL_QUEUE] if control else [])
+    heartbeat = Heartbeat(name)
+    heartbeat.beat()  # be visible before the first task can arrive
+    heartbeat.start()
+    log.info("node agent %s consuming %s", name, ", ".join(queues))
+    worker = app.Worker(
+        hostname=f"node@{name}", queues=queues, pool="threads", concurrency=concurrency,
+        loglevel=loglevel, without_gossip=True, without_mingle=True,
+    )
+    try:
+        worker.start()
+    finally:
+        heartbeat.stop()

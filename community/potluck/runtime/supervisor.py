@@ -1,0 +1,255 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``potluck up``: one supervisor for the embedded default.
+
+It starts PostgreSQL and Redis (unless configured), migrates, then runs the node
+agent, Celery beat and the web server as children in their own process groups, and
+on Ctrl-C or SIGTERM stops them in reverse order, leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+from potluck.runtime.services import StateServices, start_state_services
+
+STOP_TIMEOUT_SECONDS = 30
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
+
+    def start(self, env: dict[str, str], logs: Path) -> None:
+        self.log = (logs / f"{self.name}.log").open("ab")
+        self.process = subprocess.Popen(
+            self.argv, env=env, stdin=subprocess.DEVNULL, stdout=self.log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def exited(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """TERM the whole process group, then KILL whatever is left of it."""
+        if self.process is None:
+            return
+        pgid = self.process.pid
+        family = _group_members(pgid)
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        _, alive = psutil.wait_procs(family, timeout=max(1.0, timeout / 3))
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=5)
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        if self.log is not None:
+            self.log.close()
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    members = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == pgid:
+                members.append(proc)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return members
+
+
+class DataDirLock:
+    """One supervisor per data dir: a second ``potluck up`` is refused, not doubled."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "run" / "up.lock"
+        self.handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise StartupError(f"potluck is already running on {self.path.parent.parent} "
+                               f"(pid {holder}); stop it first") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class Supervisor:
+    def __init__(self, data_dir: Path, host: str, port: int, web_workers: int,
+                 say: Callable[[str], None] = print) -> None:
+        self.data_dir = data_dir
+        self.host = host
+        self.port = port
+        self.web_workers = web_workers
+        self.say = say
+        self.lock = DataDirLock(data_dir)
+        self.services: StateServices | None = None
+        self.children: list[Child] = []
+        self.stopping = False
+
+    @property
+    def base_url(self) -> str:
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{shown}:{self.port}"
+
+    def _prepare_database(self, env: dict[str, str]) -> str | None:
+        """Migrate and create the first admin; returns the admin password on first start."""
+        done = subprocess.run(
+            [sys.executable, "-m", "potluck", "bootstrap"], env=env, capture_output=True,
+            text=True, timeout=600, check=False,
+        )
+        if done.returncode != 0:
+            raise StartupError(f"migration failed:\n{done.stderr.strip()[-2000:]}")
+        lines = done.stdout.strip().splitlines()
+        password = lines[-1].removeprefix("password:") if lines and lines[-1].startswith(
+            "password:") else None
+        return password
+
+    def _children(self) -> list[Child]:
+        py = sys.executable
+        schedule = self.data_dir / "run" / "celerybeat-schedule"
+        return [
+            Child("agent", [py, "-m", "potluck", "agent", "--control"]),
+            Child("beat", [py, "-m", "celery", "-A", "potluck.celery_app:app", "beat",
+                           "-s", str(schedule), "--loglevel", "INFO"]),
+            Child("web", [py, "-m", "gunicorn", "-c", "python:potluck.gunicorn_conf",
+                          "potluck.asgi:application"]),
+        ]
+
+    def _wait_ready(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.stopping:
+                raise StartupError("interrupted while starting")
+            for child in self.children:
+                if child.exited() is not None:
+                    raise StartupError(f"{child.name} exited during start-up with code "
+                                       f"{child.exited()}; see "
+                                       f"{self.data_dir / 'logs' / (child.name + '.log')}")
+            if _http_ok(self.base_url + "/readyz"):
+                return
+            time.sleep(0.25)
+        raise StartupError(f"not ready after {timeout:.0f}s; see {self.data_dir / 'logs'}")
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        self.lock.acquire()
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        try:
+            self.say(f"data dir: {self.data_dir}")
+            self.services = start_state_services(self.data_dir)
+            env = {**os.environ, **self.services.environment(),
+                   "POTLUCK_BIND": f"{self.host}:{self.port}",
+                   "POTLUCK_WEB_WORKERS": str(self.web_workers)}
+            self.services.publish()
+            self.say("database and redis: up; migrating")
+            password = self._prepare_database(env)
+            for child in self._children():
+                child.start(env, logs)
+                self.children.append(child)
+            self._wait_ready()
+            self._banner(password)
+            return self._watch()
+        except StartupError as exc:
+            self.say(f"error: {exc}")
+            return 1
+        finally:
+            self.shutdown()
+
+    def _banner(self, password: str | None) -> None:
+        self.say("")
+        self.say(f"Potluck is up: {self.base_url}/")
+        if password:
+            self.say(f"first admin login: admin / {password}  (shown once; change it with "
+                     "`potluck users set-password admin`)")
+        else:
+            self.say("sign in as admin (forgot the password? `potluck users set-password admin`)")
+        self.say("create an API key: potluck keys create --org default --name mykey")
+        self.say(f"logs: {self.data_dir / 'logs'}   stop: Ctrl-C")
+
+    def _watch(self) -> int:
+        while not self.stopping:
+            for child in self.children:
+                code = child.exited()
+                if code is not None:
+                    self.say(f"error: {child.name} exited with code {code}; stopping "
+                             f"(see {self.data_dir / 'logs' / (child.name + '.log')})")
+                    return 1
+            time.sleep(0.5)
+        return 0
+
+    def shutdown(self) -> None:
+        # Ignore further signals: a second Ctrl-C must not leave half-stopped processes.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if self.children or self.services:
+            self.say("stopping: " + ", ".join(c.name for c in reversed(self.children))
+                     + (", redis, postgres" if self.services and self.services.embedded else ""))
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+        if self.services is not None:
+            self.services.unpublish()
+            self.services.stop()
+            self.services = None
+        self.lock.release()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

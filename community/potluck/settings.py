@@ -1,0 +1,186 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Django settings, all read from the environment (see ``potluck.env``).
+
+Every default lives here in community: the enterprise app adds behaviour, never a
+setting that the community edition needs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict
+
+from potluck import env
+
+BASE_DIR = Path(__file__).resolve().parent
+DATA_DIR = env.data_dir()
+
+SECRET_KEY = env.secret_key(DATA_DIR)
+DEBUG = env.env_bool("POTLUCK_DEBUG", False)
+ALLOWED_HOSTS = env.env_list("POTLUCK_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.env_list("POTLUCK_CSRF_TRUSTED_ORIGINS", [])
+PORT = env.env_int("POTLUCK_PORT", 8000)
+
+# The enterprise app is installed only when its package is present, so deleting
+# enterprise/ leaves a working community edition (CI proves it).
+ENTERPRISE_AVAILABLE = (
+    not env.env_bool("POTLUCK_COMMUNITY_ONLY", False)
+    and importlib.util.find_spec("potluck_enterprise") is not None
+)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "drf_spectacular",
+    "potluck.accounts",
+    "potluck.registry",
+    "potluck.nodes",
+]
+if ENTERPRISE_AVAILABLE:
+    INSTALLED_APPS.append("potluck_enterprise")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "potluck.urls"
+ASGI_APPLICATION = "potluck.asgi.application"
+AUTH_USER_MODEL = "accounts.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+
+def _database_from_url(url: str | None) -> dict[str, object]:
+    if not url:
+        # Nothing configured and no `potluck up` running: the CLI refuses before it
+        # gets here (see potluck.cli.context); a bare import still needs a shape.
+        return {"ENGINE": "django.db.backends.postgresql", "NAME": "potluck",
+                "HOST": str(DATA_DIR / "run" / "no-database-configured")}
+    params = conninfo_to_dict(url)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": params.pop("dbname", "potluck"),
+        "USER": params.pop("user", ""),
+        "PASSWORD": params.pop("password", ""),
+        "HOST": params.pop("host", ""),
+        "PORT": params.pop("port", ""),
+        "CONN_MAX_AGE": env.env_int("POTLUCK_DB_CONN_MAX_AGE", 60),
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": params,
+    }
+
+
+DATABASE_URL = env.database_url(DATA_DIR)
+DATABASES = {"default": _database_from_url(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.redis_url(DATA_DIR) or f"unix://{DATA_DIR / 'run' / 'no-redis-configured.sock'}"
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "potluck",
+    }
+}
+
+CELERY_BROKER_URL = env.celery_broker_url(REDIS_URL)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "potluck.control"
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "run" / "celerybeat-schedule")
+
+NODE_HEARTBEAT_SECONDS = env.env_int("POTLUCK_NODE_HEARTBEAT_SECONDS", 5)
+# A node whose heartbeat is older than this is marked lost.
+NODE_LOST_AFTER_SECONDS = env.env_int("POTLUCK_NODE_LOST_AFTER_SECONDS", 20)
+NODE_NAME = env.env_str("POTLUCK_NODE_NAME")
+
+# Local model directories that the API may register; the CLI (the operator) may
+# register any directory it can read.
+MODEL_ROOTS = [
+    Path(p).resolve() for p in env.env_list("POTLUCK_MODEL_ROOTS", [str(DATA_DIR / "models")])
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "potluck.accounts.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+        "potluck.accounts.authentication.ExtensionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "potluck.api.base.exception_handler",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Potluck management API",
+    "DESCRIPTION": "Organizations, members, API keys and the model registry.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+WHITENOISE_USE_FINDERS = True
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SAMESITE = "Lax"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.env_str("POTLUCK_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+CELERY_BEAT_SCHEDULE = {
+    "mark-lost-nodes": {"task": "potluck.nodes.mark_lost_nodes", "schedule": 10.0},
+}
