@@ -41,6 +41,10 @@ class Registry(Generic[T]):
     def keys(self) -> list[str]:
         return list(self._items)
 
+    def items(self) -> list[tuple[str, T]]:
+        with self._lock:
+            return list(self._items.items())
+
     def __iter__(self) -> Iterator[T]:
         with self._lock:
             items = list(self._items.values())
@@ -157,10 +161,7 @@ def run_after_policies(call: GatewayCall, response: dict[str, Any]) -> dict[str,
 def publish_usage(records: list[dict[str, Any]]) -> list[tuple[str, Exception]]:
     """Hand committed usage records to every sink; a failing sink never stops the others."""
     failures: list[tuple[str, Exception]] = []
-    for key in usage_sinks.keys():
-        sink = usage_sinks.get(key)
-        if sink is None:
-            continue
+    for key, sink in usage_sinks.items():
         try:
             sink.consume(records)
         except Exception as exc:  # a sink's bug must not lose records for the others

@@ -89,7 +89,9 @@ class ApiKey(models.Model):
     """A secret shown once; only its SHA-256 and a lookup prefix are stored."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="api_keys"
+    )
     name = models.CharField(max_length=100)
     lookup = models.CharField(max_length=16, unique=True)
     secret_hash = models.CharField(max_length=64)

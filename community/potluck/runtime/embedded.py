@@ -70,9 +70,14 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@/{DATABASE_NAME}?host={self.socket_dir}"
 
     def _run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        identity: dict[str, object] = {}
+        if self.as_user is not None:
+            # Its own group too: keeping root's gid would make group-only permissions bite.
+            entry = pwd.getpwnam(self.as_user)
+            identity = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
         return subprocess.run(
             [str(self.bin / args[0]), *args[1:]], capture_output=True, text=True,
-            timeout=timeout, user=self.as_user, check=False, cwd="/",
+            timeout=timeout, check=False, cwd="/", **identity,  # type: ignore[arg-type]
         )
 
     def _prepare_user(self) -> None:

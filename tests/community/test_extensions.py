@@ -1,0 +1,110 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The extension registry: how the enterprise edition (or any plug-in) adds behaviour."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from potluck import extensions
+
+
+@pytest.fixture(autouse=True)
+def clean_registries():
+    saved = {r.name: {k: r.get(k) for k in r} for r in extensions.ALL_REGISTRIES}
+    for registry in extensions.ALL_REGISTRIES:
+        registry.clear()
+    yield
+    for registry in extensions.ALL_REGISTRIES:
+        registry.clear()
+        for key, item in saved[registry.name]:
+            registry.register(key, item)
+
+
+def test_a_key_registers_once_unless_replaced():
+    extensions.features.register("sso", extensions.Feature("sso", "Single sign-on"))
+    with pytest.raises(ValueError, match="already registered"):
+        extensions.features.register("sso", extensions.Feature("sso", "again"))
+    extensions.features.register("sso", extensions.Feature("sso", "SSO v2"), replace=True)
+    assert extensions.features.get("sso").title == "SSO v2"
+
+
+def test_feature_available_follows_registration():
+    assert not extensions.feature_available("billing")
+    extensions.features.register("billing", extensions.Feature("billing", "Billing"))
+    assert extensions.feature_available("billing")
+    extensions.features.unregister("billing")
+    assert not extensions.feature_available("billing")
+
+
+class Redact:
+    def before(self, call: extensions.GatewayCall) -> dict[str, Any] | None:
+        return {**call.body, "prompt": call.body["prompt"].replace("secret", "[redacted]")}
+
+    def after(self, call: extensions.GatewayCall, response: dict[str, Any]) -> dict | None:
+        return {**response, "disclaimer": True}
+
+
+class Shout:
+    def before(self, call: extensions.GatewayCall) -> dict[str, Any] | None:
+        return {**call.body, "prompt": call.body["prompt"].upper()}
+
+    def after(self, call: extensions.GatewayCall, response: dict[str, Any]) -> dict | None:
+        return None
+
+
+def test_request_policies_chain_in_registration_order():
+    extensions.request_policies.register("redact", Redact())
+    extensions.request_policies.register("shout", Shout())
+    call = extensions.GatewayCall("org", None, "m", "/v1/completions", {"prompt": "my secret"})
+    assert extensions.run_before_policies(call) == {"prompt": "MY [REDACTED]"}
+    assert extensions.run_after_policies(call, {"text": "x"}) == {"text": "x", "disclaimer": True}
+
+
+def test_a_failing_usage_sink_does_not_starve_the_others():
+    received: list[dict] = []
+
+    class Broken:
+        def consume(self, records: list[dict]) -> None:
+            raise RuntimeError("down")
+
+    class Keeper:
+        def consume(self, records: list[dict]) -> None:
+            received.extend(records)
+
+    extensions.usage_sinks.register("broken", Broken())
+    extensions.usage_sinks.register("keeper", Keeper())
+    failures = extensions.publish_usage([{"id": "r1"}])
+    assert received == [{"id": "r1"}]
+    assert [name for name, _ in failures] == ["broken"]
+
+
+@pytest.mark.django_db
+def test_the_api_lists_registered_panels_and_features(org, client_for):
+    client = client_for(org, ["read"])
+    assert client.get("/api/extensions").json() == {"panels": [], "features": []}
+    extensions.console_panels.register("licence", extensions.ConsolePanel(
+        "licence", "Licence", "/api/license", order=1))
+    extensions.features.register("sso", extensions.Feature("sso", "Single sign-on"))
+    body = client.get("/api/extensions").json()
+    assert body["panels"][0]["key"] == "licence"
+    assert body["features"] == [{"key": "sso", "title": "Single sign-on"}]
+
+
+def test_community_code_never_imports_enterprise():
+    """The same rule import-linter enforces, checked here so `pytest` alone catches it."""
+    import ast
+    from pathlib import Path
+
+    import potluck
+
+    root = Path(potluck.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] == "potluck_enterprise" for n in names):
+                offenders.append(str(path.relative_to(root)))
+    assert offenders == []
