@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The two commands: `make run` and `make test`. Everything else is a step of theirs.
 SHELL := /bin/bash
 VENV := .venv

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.permissions import AllowAny
 
 from potluck import health, views
 
@@ -12,7 +13,9 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # The schema describes the API, not anyone's data: readable without signing in.
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny],
+                                                   authentication_classes=[]), name="schema"),
     path("api/auth/", include("rest_framework.urls")),
     path("api/", include("potluck.api_urls")),
 ]
