@@ -26,14 +26,21 @@ class StateServices:
                 "POTLUCK_DATA_DIR": str(self.data_dir)}
 
     def publish(self) -> None:
-        """Let other CLI commands on this data dir find the services while we run."""
+        """Let other CLI commands on this data dir find the embedded services while we run.
+
+        Only embedded URLs are written (unix sockets, no passwords); configured ones may
+        hold credentials and stay in the environment that set them.
+        """
+        urls = {}
+        for service in self.embedded:
+            name = "DATABASE_URL" if isinstance(service, EmbeddedPostgres) else "REDIS_URL"
+            urls[name] = service.url
         path = self.data_dir / env.SERVICES_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump({"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url,
-                       "pid": os.getpid()}, handle)
+            json.dump({**urls, "pid": os.getpid()}, handle)
         tmp.replace(path)
 
     def unpublish(self) -> None:
