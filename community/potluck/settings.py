@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "potluck.accounts",
     "potluck.registry",
     "potluck.nodes",
+    "potluck.serving",
+    "potluck.usage",
 ]
 if ENTERPRISE_AVAILABLE:
     INSTALLED_APPS.append("potluck_enterprise")
@@ -126,6 +128,7 @@ NODE_HEARTBEAT_SECONDS = env.env_int("POTLUCK_NODE_HEARTBEAT_SECONDS", 5)
 # A node whose heartbeat is older than this is marked lost.
 NODE_LOST_AFTER_SECONDS = env.env_int("POTLUCK_NODE_LOST_AFTER_SECONDS", 20)
 NODE_NAME = env.env_str("POTLUCK_NODE_NAME")
+NODE_ADDRESS = env.env_str("POTLUCK_NODE_ADDRESS", "127.0.0.1")
 
 # Local model directories that the API may register; the CLI (the operator) may
 # register any directory it can read.

@@ -21,6 +21,9 @@ class Organization(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
+    # Gateway limits for the whole organization; null means the server default.
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -96,6 +99,9 @@ class ApiKey(models.Model):
     lookup = models.CharField(max_length=16, unique=True)
     secret_hash = models.CharField(max_length=64)
     scopes = ArrayField(models.CharField(max_length=16), default=list)
+    # Gateway limits for this key alone; null means the server default.
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True)
     created_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

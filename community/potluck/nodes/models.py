@@ -17,6 +17,8 @@ class Node(models.Model):
     name = models.CharField(max_length=100, unique=True)
     queue = models.CharField(max_length=120)
     hostname = models.CharField(max_length=255)
+    # Where the gateway reaches this node's replicas.
+    address = models.CharField(max_length=255, default="127.0.0.1")
     state = models.CharField(max_length=16, choices=NodeState.choices, default=NodeState.ONLINE)
     cpu_count = models.PositiveIntegerField(default=0)
     cpu_isa = models.JSONField(default=list)

@@ -37,6 +37,7 @@ def heartbeat(name: str, resources: Resources) -> Node:
         name=name,
         defaults={
             "queue": queue_for(name), "hostname": socket.gethostname(),
+            "address": settings.NODE_ADDRESS,
             "state": NodeState.ONLINE, "cpu_count": resources.cpu_count,
             "cpu_isa": resources.cpu_isa, "memory_bytes": resources.memory_bytes,
             "gpus": [g.__dict__ for g in resources.gpus], "engine": resources.engine,

@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Desired state (deployments) and actual state (replicas) of the serving pool."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Self
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from potluck.tenancy import OrgScopedQuerySet
+
+if TYPE_CHECKING:
+    from potluck.accounts.models import Organization
+
+
+class DeploymentQuerySet(OrgScopedQuerySet):
+    def for_org(self, organization: Organization) -> Self:
+        """An organization sees its own deployments and the public ones."""
+        return self.filter(Q(organization=organization) | Q(organization__isnull=True))
+
+
+class DeploymentState(models.TextChoices):
+    ACTIVE = "active"  # keep `replicas` replicas running
+    UNDEPLOYING = "undeploying"  # drain and stop every replica, then become STOPPED
+    STOPPED = "stopped"
+
+
+class Deployment(models.Model):
+    """What should run: a base model, how many replicas, with which engine arguments."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    model = models.ForeignKey("registry.RegisteredModel", on_delete=models.PROTECT,
+                              related_name="deployments")
+    # Null: a public deployment (operator-made) that serves every organization.
+    organization = models.ForeignKey("accounts.Organization", null=True, blank=True,
+                                     on_delete=models.CASCADE, related_name="deployments")
+    replicas = models.PositiveIntegerField(default=1)
+    # dtype, max_model_len, gpus_per_replica, enable_lora, max_lora_rank, extra_args
+    engine_args = models.JSONField(default=dict)
+    # nodes: [names] the replicas may run on (empty: any node)
+    placement = models.JSONField(default=dict)
+    state = models.CharField(max_length=16, choices=DeploymentState.choices,
+                             default=DeploymentState.ACTIVE)
+    created_by = models.ForeignKey("accounts.User", null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DeploymentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["model"], name="one_live_deployment_per_model",
+                                    condition=~Q(state="stopped")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} x{self.replicas} ({self.state})"
+
+
+class ReplicaState(models.TextChoices):
+    STARTING = "starting"
+    READY = "ready"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+LIVE_REPLICA_STATES = (ReplicaState.STARTING, ReplicaState.READY, ReplicaState.DRAINING)
+
+
+class Replica(models.Model):
+    """One vLLM OpenAI server process on one node."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE,
+                                   related_name="replica_set")
+    node = models.ForeignKey("nodes.Node", on_delete=models.CASCADE, related_name="replicas")
+    host = models.CharField(max_length=255, default="127.0.0.1")
+    port = models.PositiveIntegerField(null=True, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=ReplicaState.choices,
+                             default=ReplicaState.STARTING)
+    reason = models.TextField(blank=True)
+    log_tail = models.TextField(blank=True)
+    restarts = models.PositiveIntegerField(default=0)
+    next_restart_at = models.DateTimeField(null=True, blank=True)
+    drain_deadline = models.DateTimeField(null=True, blank=True)
+    gpu_ids = models.JSONField(default=list)
+    started_at = models.DateTimeField(default=timezone.now)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["node", "port"], name="one_replica_per_port",
+                                    condition=Q(state__in=["starting", "ready", "draining"])),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deployment.model.name}@{self.node.name}:{self.port} ({self.state})"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
