@@ -1,12 +1,46 @@
 # SPDX-License-Identifier: Apache-2.0
-"""ASGI entry point, served by gunicorn with uvicorn workers (see deploy/)."""
+"""ASGI entry point, served by gunicorn with uvicorn workers (see deploy/).
+
+/v1 and /metrics go to the lean gateway; everything else to Django. Both share the
+same settings, models and Redis.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "potluck.settings")
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from potluck.gateway.app import Gateway  # noqa: E402 - needs Django set up first
+
+gateway = Gateway()
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    kind = scope["type"]
+    if kind == "http":
+        path = scope["path"]
+        if path.startswith("/v1/") or path == "/metrics":
+            await gateway(scope, receive, send)
+        else:
+            await django_application(scope, receive, send)
+    elif kind == "lifespan":
+        await _lifespan(receive, send)
+    else:
+        await django_application(scope, receive, send)
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await gateway.shutdown()
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import shutil
+from pathlib import Path
 
 from potluck import env
 
@@ -17,3 +20,20 @@ keepalive = 5
 accesslog = "-"
 errorlog = "-"
 proc_name = "potluck-web"
+
+# Metrics from every worker, aggregated when any of them answers /metrics. Set before
+# workers import prometheus_client.
+_metrics_dir = Path(env.env_str("PROMETHEUS_MULTIPROC_DIR")
+                    or env.data_dir() / "run" / "prometheus")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
+
+
+def on_starting(server: object) -> None:
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    _metrics_dir.mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server: object, worker: object) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

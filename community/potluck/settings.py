@@ -127,14 +127,42 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "run" / "celerybeat-schedule")
 NODE_HEARTBEAT_SECONDS = env.env_int("POTLUCK_NODE_HEARTBEAT_SECONDS", 5)
 # A node whose heartbeat is older than this is marked lost.
 NODE_LOST_AFTER_SECONDS = env.env_int("POTLUCK_NODE_LOST_AFTER_SECONDS", 20)
+# A usage-stream consumer silent this long on an entry is taken for dead; others take over.
+USAGE_RECLAIM_IDLE_SECONDS = env.env_int("POTLUCK_USAGE_RECLAIM_IDLE_SECONDS", 60)
 NODE_NAME = env.env_str("POTLUCK_NODE_NAME")
 NODE_ADDRESS = env.env_str("POTLUCK_NODE_ADDRESS", "127.0.0.1")
+
+# The serving pool: how node agents run, watch and stop vLLM replicas.
+SERVING_RECONCILE_SECONDS = env.env_int("POTLUCK_SERVING_RECONCILE_SECONDS", 2)
+SERVING_READY_TIMEOUT_SECONDS = env.env_int("POTLUCK_SERVING_READY_TIMEOUT_SECONDS", 300)
+SERVING_DRAIN_SECONDS = env.env_int("POTLUCK_SERVING_DRAIN_SECONDS", 60)
+SERVING_STOP_GRACE_SECONDS = env.env_int("POTLUCK_SERVING_STOP_GRACE_SECONDS", 20)
+SERVING_RESTART_BACKOFF_SECONDS = env.env_int("POTLUCK_SERVING_RESTART_BACKOFF_SECONDS", 5)
+SERVING_RESTART_BACKOFF_MAX_SECONDS = env.env_int("POTLUCK_SERVING_RESTART_BACKOFF_MAX_SECONDS",
+                                                  300)
+SERVING_REPLICA_BIND_HOST = env.env_str("POTLUCK_REPLICA_BIND_HOST", "127.0.0.1")
+SERVING_REPLICA_PORTS = env.env_str("POTLUCK_REPLICA_PORTS", "8100-8999")
+SERVING_CPU_KVCACHE_GIB = env.env_int("POTLUCK_VLLM_CPU_KVCACHE_SPACE", 1)
 
 # Local model directories that the API may register; the CLI (the operator) may
 # register any directory it can read.
 MODEL_ROOTS = [
     Path(p).resolve() for p in env.env_list("POTLUCK_MODEL_ROOTS", [str(DATA_DIR / "models")])
 ]
+
+# The /v1 gateway (see potluck.gateway). Limits of 0 mean unlimited; per-org and per-key
+# values stored in the database override these defaults.
+GATEWAY_DEFAULT_KEY_RPM = env.env_int("POTLUCK_DEFAULT_KEY_RPM", 0)
+GATEWAY_DEFAULT_KEY_TPM = env.env_int("POTLUCK_DEFAULT_KEY_TPM", 0)
+GATEWAY_DEFAULT_ORG_RPM = env.env_int("POTLUCK_DEFAULT_ORG_RPM", 0)
+GATEWAY_DEFAULT_ORG_TPM = env.env_int("POTLUCK_DEFAULT_ORG_TPM", 0)
+GATEWAY_MAX_BODY_BYTES = env.env_int("POTLUCK_MAX_BODY_BYTES", 4 * 2**20)
+GATEWAY_KEY_CACHE_SECONDS = float(env.env_int("POTLUCK_KEY_CACHE_SECONDS", 5))
+GATEWAY_CATALOG_REFRESH_SECONDS = 1.0
+GATEWAY_MAX_ATTEMPTS = 3
+GATEWAY_CONNECT_TIMEOUT = 5.0
+# Longest silence from a replica mid-answer before the request fails with 504.
+GATEWAY_READ_TIMEOUT = float(env.env_int("POTLUCK_UPSTREAM_READ_TIMEOUT", 300))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -187,4 +215,10 @@ LOGGING = {
 
 CELERY_BEAT_SCHEDULE = {
     "mark-lost-nodes": {"task": "potluck.nodes.mark_lost_nodes", "schedule": 10.0},
+    # Expires: a backlog of roll-ups queued while no worker ran is one roll-up's work.
+    "usage-roll-up": {"task": "potluck.usage.roll_up", "schedule": 2.0,
+                      "options": {"expires": 10}},
+    # Stale runs are dropped: the next one, 3 s later, does the same work.
+    "serving-schedule": {"task": "potluck.serving.schedule", "schedule": 3.0,
+                         "options": {"expires": 10}},
 }

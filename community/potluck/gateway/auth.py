@@ -1,0 +1,98 @@
+# SPDX-License-Identifier: Apache-2.0
+"""API key authentication for /v1, with a short per-worker cache.
+
+A key is looked up once and then served from memory for ``ttl`` seconds, so a
+revocation takes effect within that time (default 5 s) on every worker. Unknown keys
+are cached too, so a client with a bad key cannot make every request hit Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+
+from potluck.accounts import keys
+from potluck.accounts.models import ApiKey
+from potluck.accounts.services import LAST_USED_RESOLUTION
+from potluck.gateway.db import DatabaseThread
+
+
+@dataclass(frozen=True)
+class Caller:
+    key_id: str
+    organization_id: str
+    scopes: frozenset[str]
+    expires_at: datetime | None
+    key_rpm: int | None
+    key_tpm: int | None
+    org_rpm: int | None
+    org_tpm: int | None
+
+
+def _load(lookup: str, raw: str) -> tuple[Caller | None, datetime | None]:
+    key = (ApiKey.objects.select_related("organization").filter(lookup=lookup)
+           .only("id", "secret_hash", "scopes", "expires_at", "revoked_at", "rpm_limit",
+                 "tpm_limit", "last_used_at", "organization__id", "organization__rpm_limit",
+                 "organization__tpm_limit").first())
+    if key is None or not keys.matches(raw, key.secret_hash) or key.revoked_at is not None:
+        return None, None
+    org = key.organization
+    return Caller(str(key.id), str(org.id), frozenset(key.scopes), key.expires_at,
+                  key.rpm_limit, key.tpm_limit, org.rpm_limit, org.tpm_limit), key.last_used_at
+
+
+def _touch(key_id: str) -> None:
+    ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())
+
+
+class KeyCache:
+    def __init__(self, db: DatabaseThread, ttl: float = 5.0, max_entries: int = 10_000) -> None:
+        self.db = db
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, Caller | None]] = OrderedDict()
+        self._touched: dict[str, float] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def authenticate(self, raw: str) -> Caller | None:
+        parsed = keys.parse(raw)
+        if parsed is None:
+            return None
+        digest = keys.hash_key(raw)
+        now = time.monotonic()
+        hit = self._entries.get(digest)
+        if hit is not None and now - hit[0] < self.ttl:
+            caller = hit[1]
+        else:
+            caller, last_used = await self.db.run(_load, parsed.lookup, raw)
+            self._remember(digest, now, caller)
+            if caller is not None and last_used is not None:
+                # Seed from the database so a fresh worker does not rewrite it at once.
+                age = (timezone.now() - last_used).total_seconds()
+                self._touched.setdefault(caller.key_id, now - age)
+        if caller is None:
+            return None
+        if caller.expires_at is not None and caller.expires_at <= timezone.now():
+            return None
+        await self._maybe_touch(caller.key_id, now)
+        return caller
+
+    def _remember(self, digest: str, now: float, caller: Caller | None) -> None:
+        self._entries[digest] = (now, caller)
+        self._entries.move_to_end(digest)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    async def _maybe_touch(self, key_id: str, now: float) -> None:
+        last = self._touched.get(key_id)
+        if last is None or now - last > LAST_USED_RESOLUTION.total_seconds():
+            self._touched[key_id] = now
+            # Off the request's path: last-used is informative, latency is not.
+            task = asyncio.create_task(self.db.run(_touch, key_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)

@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What the gateway can route to: servable models and their READY replicas.
+
+Refreshed from Postgres about once a second per worker, so a replica that turns
+READY (or DRAINING) is picked up (or left alone) within a second; between
+refreshes routing is a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Q
+
+from potluck.registry.models import RegisteredModel
+from potluck.serving.models import Deployment, DeploymentState, Replica, ReplicaState
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    id: str
+    name: str
+    organization_id: str | None
+    route_id: str  # the deployed base model whose replicas serve this name
+    parent: str | None  # base model name, for adapters
+    context_length: int | None
+    created: int
+
+
+@dataclass(eq=False)
+class ReplicaEntry:
+    id: str
+    url: str
+    in_flight: int = 0
+
+
+@dataclass
+class Snapshot:
+    models: dict[str, list[ModelEntry]] = field(default_factory=dict)
+    replicas: dict[str, list[ReplicaEntry]] = field(default_factory=dict)
+    replica_states: dict[str, int] = field(default_factory=dict)
+
+
+def load_snapshot() -> Snapshot:
+    """Runs on the gateway's database thread."""
+    deployments = list(Deployment.objects.filter(state=DeploymentState.ACTIVE)
+                       .values("model_id", "engine_args"))
+    base_ids = [d["model_id"] for d in deployments]
+    lora_base_ids = [d["model_id"] for d in deployments
+                     if (d["engine_args"] or {}).get("enable_lora")]
+    snapshot = Snapshot()
+    rows = (RegisteredModel.objects.filter(Q(id__in=base_ids) | Q(base_id__in=lora_base_ids))
+            .select_related("base")
+            .only("id", "name", "organization_id", "base_id", "base__name", "context_length",
+                  "created_at"))
+    for m in rows:
+        entry = ModelEntry(
+            id=str(m.id), name=m.name,
+            organization_id=str(m.organization_id) if m.organization_id else None,
+            route_id=str(m.base_id or m.id), parent=m.base.name if m.base_id else None,
+            context_length=m.context_length, created=int(m.created_at.timestamp()))
+        snapshot.models.setdefault(m.name, []).append(entry)
+    for r in Replica.objects.filter(state=ReplicaState.READY, deployment__model_id__in=base_ids,
+                                    deployment__state=DeploymentState.ACTIVE
+                                    ).values("id", "host", "port", "deployment__model_id"):
+        snapshot.replicas.setdefault(str(r["deployment__model_id"]), []).append(
+            ReplicaEntry(id=str(r["id"]), url=f"http://{r['host']}:{r['port']}"))
+    for state in ReplicaState:
+        snapshot.replica_states[state.value] = 0
+    for row in Replica.objects.exclude(state=ReplicaState.STOPPED).values_list("state",
+                                                                               flat=True):
+        snapshot.replica_states[row] = snapshot.replica_states.get(row, 0) + 1
+    return snapshot
+
+
+class Catalog:
+    def __init__(self) -> None:
+        self.snapshot = Snapshot()
+
+    def replace(self, snapshot: Snapshot) -> None:
+        # Keep in-flight counts of replicas that survive the refresh.
+        previous = {r.id: r for group in self.snapshot.replicas.values() for r in group}
+        for group in snapshot.replicas.values():
+            for i, replica in enumerate(group):
+                kept = previous.get(replica.id)
+                if kept is not None and kept.url == replica.url:
+                    group[i] = kept
+        self.snapshot = snapshot
+
+    def resolve(self, name: str, organization_id: str) -> ModelEntry | None:
+        """The org's own model of that name first, else a public one; never another org's."""
+        public = None
+        for entry in self.snapshot.models.get(name, ()):
+            if entry.organization_id == organization_id:
+                return entry
+            if entry.organization_id is None:
+                public = entry
+        return public
+
+    def visible(self, organization_id: str) -> list[ModelEntry]:
+        found = []
+        for name in sorted(self.snapshot.models):
+            entry = self.resolve(name, organization_id)
+            if entry is not None:
+                found.append(entry)
+        return found
+
+    def pick(self, entry: ModelEntry, tried: set[str]) -> ReplicaEntry | None:
+        """Fewest in-flight requests first, among READY replicas not tried yet."""
+        best = None
+        for replica in self.snapshot.replicas.get(entry.route_id, ()):
+            if replica.id in tried:
+                continue
+            if best is None or replica.in_flight < best.in_flight:
+                best = replica
+        return best

@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A real gateway process (gunicorn + uvicorn worker) routed to a fake upstream."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from fake_upstream import FakeUpstream, UpstreamThread
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    thread = UpstreamThread(FakeUpstream())
+    yield thread.start()
+    thread.stop()
+
+
+@dataclass
+class GatewayProcess:
+    url: str
+    process: subprocess.Popen
+
+    @property
+    def v1(self) -> str:
+        return self.url + "/v1"
+
+
+@pytest.fixture
+def gateway(live_env, tmp_path) -> Iterator[GatewayProcess]:
+    port = free_port()
+    env = {**live_env, "POTLUCK_BIND": f"127.0.0.1:{port}", "POTLUCK_WEB_WORKERS": "1",
+           "POTLUCK_KEY_CACHE_SECONDS": "1",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")}
+    log = (tmp_path / "gateway.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "python:potluck.gunicorn_conf",
+         "potluck.asgi:application"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                raise AssertionError((tmp_path / "gateway.log").read_text()[-3000:]) from None
+            time.sleep(0.1)
+    yield GatewayProcess(url, process)
+    process.terminate()
+    process.wait(30)
+    log.close()
+
+
+@pytest.fixture
+def serving(transactional_db, org, other_org, key_for):
+    """A public model deployed with one READY replica; returns a builder for more."""
+    from potluck.nodes.models import Node
+    from potluck.registry.models import RegisteredModel, Source
+    from potluck.serving.models import Deployment, Replica, ReplicaState
+
+    class Serving:
+        def __init__(self) -> None:
+            self.key = key_for(org, ["inference", "read"])
+            self.other_key = key_for(other_org, ["inference"])
+
+        def model(self, name: str, *, organization=None, context: int = 512,
+                  replica_ports: tuple[int, ...] = ()) -> RegisteredModel:
+            model = RegisteredModel.objects.create(
+                name=name, organization=organization, source=Source.HUGGINGFACE,
+                repo_id=f"test/{name}", context_length=context)
+            deployment = Deployment.objects.create(model=model, organization=organization,
+                                                   replicas=len(replica_ports))
+            # One node per model: replicas of two models may share a fake upstream port.
+            node = Node.objects.create(name=f"node-{name}", queue=f"node.{name}",
+                                       hostname="localhost")
+            for port in replica_ports:
+                Replica.objects.create(deployment=deployment, node=node, port=port,
+                                       state=ReplicaState.READY)
+            return model
+
+    return Serving()

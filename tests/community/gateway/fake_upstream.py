@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A small OpenAI-shaped upstream for testing the gateway's own logic (not vLLM)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+
+@dataclass
+class Behaviour:
+    mode: str = "ok"  # ok | error503 | slow_stream
+    chunks: int = 3
+    delay: float = 0.0
+
+
+@dataclass
+class FakeUpstream:
+    behaviour: Behaviour = field(default_factory=Behaviour)
+    bodies: list[dict] = field(default_factory=list)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    port: int = 0
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.bodies.append(body)
+        b = self.behaviour
+        if b.mode == "error503":
+            return web.json_response({"error": {"message": "overloaded"}}, status=503)
+        usage = {"prompt_tokens": 7, "completion_tokens": b.chunks,
+                 "total_tokens": 7 + b.chunks}
+        chat = request.path.endswith("/chat/completions")
+        if not body.get("stream"):
+            choice = ({"index": 0, "message": {"role": "assistant", "content": "hello " * b.chunks},
+                       "finish_reason": "stop"} if chat else
+                      {"index": 0, "text": "hello " * b.chunks, "finish_reason": "stop"})
+            return web.json_response({"id": "cmpl-1", "object": "chat.completion" if chat else
+                                      "text_completion", "created": 1, "model": body["model"],
+                                      "choices": [choice], "usage": usage})
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        try:
+            for i in range(b.chunks if b.mode != "slow_stream" else 1000):
+                delta = ({"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}
+                         if chat else {"index": 0, "text": f"w{i} ", "finish_reason": None})
+                chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1,
+                         "model": body["model"], "choices": [delta]}
+                await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                await asyncio.sleep(0.05 if b.mode == "slow_stream" else b.delay)
+            if (body.get("stream_options") or {}).get("include_usage"):
+                final = {"id": "c", "object": "chat.completion.chunk", "created": 1,
+                         "model": body["model"], "choices": [], "usage": usage}
+                await response.write(f"data: {json.dumps(final)}\n\n".encode())
+            await response.write(b"data: [DONE]\n\n")
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.cancelled.set()
+            raise
+        return response
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.completions)
+        app.router.add_post("/v1/completions", self.completions)
+        return app
+
+
+class UpstreamThread:
+    """Runs a FakeUpstream on its own event loop in a daemon thread."""
+
+    def __init__(self, upstream: FakeUpstream) -> None:
+        self.upstream = upstream
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        runner = web.AppRunner(self.upstream.app(), handler_cancellation=True)
+        self.loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.upstream.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.runner = runner
+        self.ready.set()
+        self.loop.run_forever()
+
+    def start(self) -> FakeUpstream:
+        self.thread.start()
+        self.ready.wait(10)
+        return self.upstream
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
