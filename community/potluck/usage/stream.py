@@ -87,7 +87,8 @@ def new_request_id() -> str:
 def _dumps(value: dict[str, Any]) -> bytes | str:
     if orjson is not None:
         return orjson.dumps(value)
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    # default=str: a UUID serializes as orjson would serialize it.
+    return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str)
 
 
 def encode(event: UsageEvent) -> dict[str, bytes | str]:

@@ -1,0 +1,24 @@
+# SPDX-License-Identifier: Apache-2.0
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from typing import Any
+
+from celery import Task, shared_task
+from django.conf import settings
+
+from potluck.usage import rollup
+
+
+@shared_task(name="potluck.usage.roll_up", bind=True, ignore_result=True, acks_late=True,
+             queue="potluck.control")
+def roll_up(self: Task, batch: int = 500) -> dict[str, Any]:
+    """Drain the usage stream into Postgres (beat sends this every few seconds)."""
+    # One consumer per worker process: a process that dies leaves its entries pending
+    # under its own name, and any later roll-up takes them over.
+    consumer = f"{self.request.hostname or socket.gethostname()}:{os.getpid()}"
+    result = rollup.roll_up(consumer, batch,
+                            min_idle_ms=settings.USAGE_RECLAIM_IDLE_SECONDS * 1000)
+    return dataclasses.asdict(result)
