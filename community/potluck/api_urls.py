@@ -16,6 +16,8 @@ from potluck.accounts.api import (
 )
 from potluck.nodes.api import NodeViewSet
 from potluck.registry.api import ModelViewSet
+from potluck.serving.api import DeploymentViewSet, ReplicaViewSet
+from potluck.usage.api import UsageViewSet
 
 router = DefaultRouter()
 # Accept both /api/models and /api/models/: clients should not depend on a redirect.
@@ -25,10 +27,13 @@ router.register("members", MembersViewSet, basename="member")
 router.register("keys", ApiKeyViewSet, basename="apikey")
 router.register("models", ModelViewSet, basename="model")
 router.register("nodes", NodeViewSet, basename="node")
+router.register("deployments", DeploymentViewSet, basename="deployment")
+router.register("replicas", ReplicaViewSet, basename="replica")
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),
     path("extensions", ExtensionsView.as_view(), name="extensions"),
+    path("usage", UsageViewSet.as_view({"get": "report"}), name="usage"),
     *router.urls,
 ]
 for routes in extensions.api_routes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
@@ -14,6 +15,7 @@ from potluck.cli.accounts import keys, orgs, users
 from potluck.cli.context import CliError, setup_django
 from potluck.cli.doctor import doctor
 from potluck.cli.models import models
+from potluck.cli.serving import deploy, ps, scale, stop_replicas, undeploy
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -107,11 +109,38 @@ def services_run(command: tuple[str, ...]) -> None:
     sys.exit(code)
 
 
+@cli.command("demo-model")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=250, show_default=True,
+              help="Pre-training steps (16 x 128 tokens each).")
+@click.option("--force", is_flag=True, help="Build again even if a matching build exists.")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Model directory (default: <data dir>/models/potluck-demo).")
+def demo_model(seed: int, steps: int, force: bool, output: Path | None) -> None:
+    """Build potluck-demo, a tiny Llama trained here on Python's docs (no download).
+
+    Prints the model directory last; it is reused when already built with these options.
+    """
+    from potluck.demo_model import DemoModelError, build_demo_model
+
+    try:
+        path = build_demo_model(output, seed=seed, steps=steps, force=force,
+                                progress=True)
+    except DemoModelError as exc:
+        raise CliError(str(exc)) from None
+    click.echo(path)
+
+
 cli.add_command(orgs)
 cli.add_command(users)
 cli.add_command(keys)
 cli.add_command(models)
 cli.add_command(doctor)
+cli.add_command(deploy)
+cli.add_command(scale)
+cli.add_command(undeploy)
+cli.add_command(ps)
+cli.add_command(stop_replicas)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ are cached too, so a client with a bad key cannot make every request hit Postgre
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ class KeyCache:
         self._entries: OrderedDict[str, tuple[float, Caller | None]] = OrderedDict()
         self._touched: dict[str, float] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._loading: dict[str, asyncio.Future[Caller | None]] = {}
 
     async def authenticate(self, raw: str) -> Caller | None:
         parsed = keys.parse(raw)
@@ -69,17 +71,39 @@ class KeyCache:
         if hit is not None and now - hit[0] < self.ttl:
             caller = hit[1]
         else:
-            caller, last_used = await self.db.run(_load, parsed.lookup, raw)
-            self._remember(digest, now, caller)
-            if caller is not None and last_used is not None:
-                # Seed from the database so a fresh worker does not rewrite it at once.
-                age = (timezone.now() - last_used).total_seconds()
-                self._touched.setdefault(caller.key_id, now - age)
+            caller = await self._lookup(digest, parsed.lookup, raw, now)
         if caller is None:
             return None
         if caller.expires_at is not None and caller.expires_at <= timezone.now():
             return None
         await self._maybe_touch(caller.key_id, now)
+        return caller
+
+    async def _lookup(self, digest: str, lookup: str, raw: str, now: float) -> Caller | None:
+        """One database lookup per key at a time: requests that miss together (a busy key
+        whose entry just expired) share it, instead of each queueing its own lookup on the
+        single database thread."""
+        pending = self._loading.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch(digest, lookup, raw, now))
+            self._loading[digest] = pending
+            pending.add_done_callback(functools.partial(self._fetched, digest))
+        # Shielded: a request that goes away does not cancel the lookup others wait on.
+        return await asyncio.shield(pending)
+
+    def _fetched(self, digest: str, future: asyncio.Future[Caller | None]) -> None:
+        if self._loading.get(digest) is future:
+            del self._loading[digest]
+        if not future.cancelled():
+            future.exception()  # retrieved, even if every waiter went away
+
+    async def _fetch(self, digest: str, lookup: str, raw: str, now: float) -> Caller | None:
+        caller, last_used = await self.db.run(_load, lookup, raw)
+        self._remember(digest, now, caller)
+        if caller is not None and last_used is not None:
+            # Seed from the database so a fresh worker does not rewrite it at once.
+            age = (timezone.now() - last_used).total_seconds()
+            self._touched.setdefault(caller.key_id, now - age)
         return caller
 
     def _remember(self, digest: str, now: float, caller: Caller | None) -> None:

@@ -15,6 +15,8 @@ from django.db import close_old_connections
 
 from potluck.celery_app import app
 from potluck.nodes import resources, services
+from potluck.serving.cordon import uncordon_node
+from potluck.serving.reconcile import ReconcileLoop
 
 log = logging.getLogger(__name__)
 CONTROL_QUEUE = "potluck.control"
@@ -52,6 +54,13 @@ def run(name: str, *, control: bool, concurrency: int = 4, loglevel: str = "INFO
     heartbeat = Heartbeat(name)
     heartbeat.beat()  # be visible before the first task can arrive
     heartbeat.start()
+    try:
+        uncordon_node(name)  # a starting agent takes replicas again
+    except Exception:  # Redis is down: the cordon expires on its own
+        log.exception("could not lift the cordon of node %s", name)
+    # Its first pass adopts the replicas that an earlier agent of this node started.
+    reconciler = ReconcileLoop(name)
+    reconciler.start()
     log.info("node agent %s consuming %s", name, ", ".join(queues))
     worker = app.Worker(
         hostname=f"node@{name}", queues=queues, pool="threads", concurrency=concurrency,
@@ -60,4 +69,5 @@ def run(name: str, *, control: bool, concurrency: int = 4, loglevel: str = "INFO
     try:
         worker.start()
     finally:
+        reconciler.stop()  # the replicas keep running: the next agent adopts them
         heartbeat.stop()

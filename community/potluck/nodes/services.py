@@ -72,4 +72,14 @@ def mark_lost_nodes() -> list[str]:
                             last_heartbeat__lt=cutoff).update(state=NodeState.LOST)
         log.warning("nodes lost (no heartbeat for %ss): %s",
                     settings.NODE_LOST_AFTER_SECONDS, ", ".join(lapsed))
+        _reschedule_replicas_of_lost_nodes()
     return lapsed
+
+
+def _reschedule_replicas_of_lost_nodes() -> None:
+    from potluck.serving.scheduler import schedule  # serving builds on nodes, not the reverse
+
+    try:
+        schedule()
+    except Exception:  # beat runs the scheduler again within seconds
+        log.exception("rescheduling after lost nodes failed")

@@ -84,6 +84,20 @@ def _group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
+def _own_groups(pid: int) -> list[int]:
+    """Process groups led by descendants of ``pid`` (the servers it started in new sessions)."""
+    try:
+        descendants = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    groups = []
+    for proc in descendants:
+        with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
+            if os.getpgid(proc.pid) == proc.pid:
+                groups.append(proc.pid)
+    return groups
+
+
 class DataDirLock:
     """One supervisor per data dir: a second ``potluck up`` is refused, not doubled."""
 
@@ -134,6 +148,7 @@ class Supervisor:
         self.lock = DataDirLock(data_dir)
         self.services: StateServices | None = None
         self.children: list[Child] = []
+        self.child_env: dict[str, str] | None = None
         self.stopping = False
 
     @property
@@ -196,6 +211,7 @@ class Supervisor:
                    "POTLUCK_BIND": f"{self.host}:{self.port}",
                    "POTLUCK_WEB_WORKERS": str(self.web_workers)}
             self.services.publish()
+            self.child_env = env
             self.say("database and redis: up; migrating")
             password = self._prepare_database(env)
             for child in self._children():
@@ -232,6 +248,30 @@ class Supervisor:
             time.sleep(0.5)
         return 0
 
+    def _stop_replicas(self, agent: Child) -> None:
+        """Stop the node's vLLM replicas, which outlive their agent by design, before it.
+
+        The agent's descendants that lead their own process group are those replicas;
+        whatever of them a failed orderly stop leaves is killed as a last resort.
+        """
+        groups = _own_groups(agent.process.pid) if agent.process else []
+        if self.child_env is not None:
+            try:
+                done = subprocess.run(
+                    [sys.executable, "-m", "potluck", "stop-replicas"], env=self.child_env,
+                    capture_output=True, text=True, timeout=120, check=False)
+                said = (done.stdout if done.returncode == 0 else done.stderr).strip()
+                last = said.splitlines()[-1] if said else f"exit code {done.returncode}"
+                if done.returncode != 0:
+                    self.say(f"error: stopping the replicas failed ({last}); killing them")
+                elif not last.startswith("stopped 0"):
+                    self.say(last)
+            except subprocess.TimeoutExpired:
+                self.say("error: stopping the replicas timed out; killing them")
+        for pgid in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+
     def shutdown(self) -> None:
         # Ignore further signals: a second Ctrl-C must not leave half-stopped processes.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -240,6 +280,8 @@ class Supervisor:
             self.say("stopping: " + ", ".join(c.name for c in reversed(self.children))
                      + (", redis, postgres" if self.services and self.services.embedded else ""))
         for child in reversed(self.children):
+            if child.name == "agent":
+                self._stop_replicas(child)
             child.stop()
         self.children.clear()
         if self.services is not None:

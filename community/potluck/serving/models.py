@@ -73,6 +73,21 @@ class ReplicaState(models.TextChoices):
 LIVE_REPLICA_STATES = (ReplicaState.STARTING, ReplicaState.READY, ReplicaState.DRAINING)
 
 
+class ReplicaQuerySet(OrgScopedQuerySet):
+    def for_org(self, organization: Organization) -> Self:
+        """Replicas of the organization's own deployments and of the public ones."""
+        return self.filter(Q(deployment__organization=organization)
+                           | Q(deployment__organization__isnull=True))
+
+    def restart_pending(self) -> Self:
+        """FAILED replicas that their node agent will restart in place after a back-off.
+
+        A FAILED replica without ``next_restart_at`` is retired (its node was lost, or it
+        was scaled away) and is never started again.
+        """
+        return self.filter(state=ReplicaState.FAILED, next_restart_at__isnull=False)
+
+
 class Replica(models.Model):
     """One vLLM OpenAI server process on one node."""
 
@@ -95,6 +110,8 @@ class Replica(models.Model):
     ready_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ReplicaQuerySet.as_manager()
 
     class Meta:
         ordering = ["started_at"]

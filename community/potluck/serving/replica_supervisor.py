@@ -1,0 +1,225 @@
+# SPDX-License-Identifier: Apache-2.0
+"""One vLLM OpenAI server as an operating-system process: start, probe, recognise, stop.
+
+Each server is the leader of its own process group and session, so it outlives the node
+agent that started it (agents restart; replicas keep serving) and so that one signal
+to the group reaches the engine processes vLLM spawns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from django.conf import settings
+from django.utils import timezone
+
+from potluck.registry.models import Source
+from potluck.serving.models import Replica
+
+API_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+LOG_TAIL_LINES = 40
+PROBE_TIMEOUT_SECONDS = 2.0
+START_MARKER = "==== potluck: starting replica"
+# The agent's own configuration (database, broker, secrets) is none of the engine's business.
+_PRIVATE_ENV_PREFIXES = ("POTLUCK_", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "CELERY_",
+                         "DJANGO_", "STRIPE_")
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+
+
+def log_path(replica: Replica) -> Path:
+    return settings.DATA_DIR / "logs" / "replicas" / f"{replica.id}.log"
+
+
+def server_argv(replica: Replica, *, host: str, port: int, cpu_only: bool) -> list[str]:
+    model = replica.deployment.model
+    args = replica.deployment.engine_args
+    if model.source == Source.HUGGINGFACE:
+        where = [model.repo_id, "--revision", model.revision or "main"]
+    else:
+        where = [model.path]
+    argv = [sys.executable, "-m", API_SERVER_MODULE, "--model", *where,
+            "--served-model-name", model.name, "--host", host, "--port", str(port),
+            "--dtype", args.get("dtype", "auto")]
+    if args.get("max_model_len"):
+        argv += ["--max-model-len", str(args["max_model_len"])]
+    if args.get("enable_lora"):
+        argv += ["--enable-lora", "--max-lora-rank", str(args.get("max_lora_rank", 16))]
+    if cpu_only and "--enforce-eager" not in args.get("extra_args", []):
+        argv.append("--enforce-eager")  # no graph compilation work on CPU
+    return argv + list(args.get("extra_args", []))
+
+
+def server_env(replica: Replica, *, cpu_only: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)}
+    env["HF_HUB_OFFLINE"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    if cpu_only:
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.SERVING_CPU_KVCACHE_GIB))
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in replica.gpu_ids)
+    if replica.deployment.engine_args.get("enable_lora"):
+        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+    return env
+
+
+def launch(spec: LaunchSpec, replica_id: object) -> subprocess.Popen[bytes]:
+    """Start the server in a new session, its output appended to the replica's log."""
+    spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with spec.log_path.open("ab") as log:
+        log.write(f"{START_MARKER} {replica_id} at {timezone.now().isoformat()} ====\n"
+                  .encode())
+        log.flush()
+        return subprocess.Popen(spec.argv, env=spec.env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
+
+
+def port_range() -> range:
+    low, _, high = (settings.SERVING_REPLICA_PORTS or "8100-8999").partition("-")
+    return range(int(low), int(high or low) + 1)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_free_port(host: str, taken: set[int]) -> int:
+    for port in port_range():
+        if port not in taken and port_is_free(host, port):
+            return port
+    raise RuntimeError(f"no free port in {settings.SERVING_REPLICA_PORTS} on {host}")
+
+
+def find_server(pid: int | None, port: int | None) -> psutil.Process | None:
+    """The live vLLM server with this pid serving this port, or None (a reused pid is not)."""
+    if not pid or not port:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        argv = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    if API_SERVER_MODULE not in argv:
+        return None
+    try:
+        served_port = argv[argv.index("--port") + 1]
+    except (ValueError, IndexError):
+        return None
+    return proc if served_port == str(port) else None
+
+
+def _get(url: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_SECONDS) as response:
+            return response.read() if response.status == 200 else None
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def answers(base_url: str) -> bool:
+    """The server is ready: its OpenAI API lists models."""
+    return _get(base_url + "/v1/models") is not None
+
+
+def requests_in_flight(base_url: str) -> float | None:
+    """Running plus waiting requests from vLLM's /metrics; None when it cannot be read."""
+    body = _get(base_url + "/metrics")
+    if body is None:
+        return None
+    total = 0.0
+    for line in body.decode(errors="replace").splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in ("vllm:num_requests_running", "vllm:num_requests_waiting"):
+            with contextlib.suppress(ValueError, IndexError):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Signal a server's process group; False when no process of it is left."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # the group id now belongs to someone else's process
+        return False
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return _has_live_member(pgid)
+
+
+def _has_live_member(pgid: int) -> bool:
+    """A group of only zombies is gone for our purposes (its parent reaps them later)."""
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return False
+
+
+def stop_groups(pgids: list[int], grace: float) -> None:
+    """SIGTERM each group, wait up to ``grace`` seconds, then SIGKILL what is left."""
+    waiting = [pgid for pgid in pgids if signal_group(pgid, signal.SIGTERM)]
+    deadline = time.monotonic() + grace
+    while waiting and time.monotonic() < deadline:
+        time.sleep(0.25)
+        waiting = [pgid for pgid in waiting if group_alive(pgid)]
+    for pgid in waiting:
+        signal_group(pgid, signal.SIGKILL)
+
+
+def read_log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of the replica's latest run (after its last start marker)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 256 * 1024))
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+    run = text.rsplit(START_MARKER, 1)[-1]
+    tail: deque[str] = deque(run.splitlines()[1:] if START_MARKER in text else
+                             run.splitlines(), maxlen=lines)
+    return "\n".join(tail)
+
+
+def describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "process exited (exit status unknown: it was started by an earlier agent)"
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"process killed by {signal.Signals(-returncode).name}"
+        return f"process killed by signal {-returncode}"
+    return f"process exited with code {returncode}"
