@@ -35,9 +35,10 @@ def http_json(url: str, key: str | None = None) -> tuple[int, dict]:
 
 
 class Up:
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, demo: str = "off") -> None:
         self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-        self.env.update(POTLUCK_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+        self.env.update(POTLUCK_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1",
+                        POTLUCK_DEMO_MODEL=demo)
         self.port = port
         self.lines: list[str] = []
         self.process = subprocess.Popen(

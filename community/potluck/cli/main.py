@@ -131,6 +131,22 @@ def demo_model(seed: int, steps: int, force: bool, output: Path | None) -> None:
     click.echo(path)
 
 
+@cli.command("demo-provision", hidden=True)
+@click.option("--steps", type=click.IntRange(min=1),
+              default=lambda: env.env_int("POTLUCK_DEMO_STEPS", 250))
+def demo_provision(steps: int) -> None:
+    """Build potluck-demo if needed, register it as public and deploy it (used by `up`)."""
+    setup_django()
+    from potluck.demo_model import DemoModelError, build_demo_model
+    from potluck.runtime.demo import ensure_demo_deployment
+
+    try:
+        path = build_demo_model(steps=steps, progress=True)
+    except DemoModelError as exc:
+        raise CliError(str(exc)) from None
+    click.echo(ensure_demo_deployment(path))
+
+
 cli.add_command(orgs)
 cli.add_command(users)
 cli.add_command(keys)

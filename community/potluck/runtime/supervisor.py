@@ -169,6 +169,19 @@ class Supervisor:
             "password:") else None
         return password
 
+    def _provision_demo(self, env: dict[str, str]) -> None:
+        """Build (first start only, a few minutes, with a progress bar) and deploy the demo."""
+        if env.get("POTLUCK_DEMO_MODEL", "on").lower() in ("0", "off", "false", "no"):
+            return
+        self.say("demo model: checking (the first start builds it here, no download)")
+        done = subprocess.run([sys.executable, "-m", "potluck", "demo-provision"], env=env,
+                              stdout=subprocess.PIPE, text=True, timeout=1800, check=False)
+        if done.returncode != 0:
+            raise StartupError("the demo model could not be built or deployed (see above); "
+                               "set POTLUCK_DEMO_MODEL=off to start without it")
+        lines = done.stdout.strip().splitlines()
+        self.say(lines[-1] if lines else "demo model: ready")
+
     def _children(self) -> list[Child]:
         py = sys.executable
         schedule = self.data_dir / "run" / "celerybeat-schedule"
@@ -214,6 +227,7 @@ class Supervisor:
             self.child_env = env
             self.say("database and redis: up; migrating")
             password = self._prepare_database(env)
+            self._provision_demo(env)
             for child in self._children():
                 child.start(env, logs)
                 self.children.append(child)
@@ -234,6 +248,7 @@ class Supervisor:
                      "`potluck users set-password admin`)")
         else:
             self.say("sign in as admin (forgot the password? `potluck users set-password admin`)")
+        self.say(f"OpenAI-compatible API: {self.base_url}/v1  (e.g. model potluck-demo)")
         self.say("create an API key: potluck keys create --org default --name mykey")
         self.say(f"logs: {self.data_dir / 'logs'}   stop: Ctrl-C")
 
