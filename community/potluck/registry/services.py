@@ -43,6 +43,21 @@ def _check_allowed_root(directory: Path) -> None:
                         "(POTLUCK_MODEL_ROOTS)", field="path")
 
 
+def _check_may_register(organization: Organization | None, operator: bool) -> None:
+    if organization is None and not operator:
+        raise Forbidden("only the operator can register public models")
+
+
+def _local_directory(path: str | Path, operator: bool) -> Path:
+    """An absolute directory, inside POTLUCK_MODEL_ROOTS unless the operator asks."""
+    directory = Path(path)
+    if not directory.is_absolute():
+        raise InvalidInput(f"{path} must be an absolute path", field="path")
+    if not operator:
+        _check_allowed_root(directory)
+    return directory
+
+
 def _save(model: RegisteredModel) -> RegisteredModel:
     try:
         with transaction.atomic():
@@ -62,13 +77,8 @@ def register_local_model(
     ``organization=None`` makes the model public; only the operator (the CLI) may do that
     or register from outside POTLUCK_MODEL_ROOTS.
     """
-    if organization is None and not operator:
-        raise Forbidden("only the operator can register public models")
-    directory = Path(path)
-    if not directory.is_absolute():
-        raise InvalidInput(f"{path} must be an absolute path", field="path")
-    if not operator:
-        _check_allowed_root(directory)
+    _check_may_register(organization, operator)
+    directory = _local_directory(path, operator)
     clean = _clean_name(name, organization)
     info = inspect_model_directory(directory)
     return _save(RegisteredModel(
@@ -85,8 +95,7 @@ def register_hub_model(
     created_by: User | None = None, operator: bool = False,
 ) -> RegisteredModel:
     """Register a Hugging Face repository id, for hosts that can reach a hub."""
-    if organization is None and not operator:
-        raise Forbidden("only the operator can register public models")
+    _check_may_register(organization, operator)
     repo_id = repo_id.strip()
     if not _REPO_RE.match(repo_id):
         raise InvalidInput(f"{repo_id!r} is not a repository id like 'owner/name'",
@@ -106,16 +115,11 @@ def register_local_adapter(
     name: str, path: str | Path, *, base: RegisteredModel, organization: Organization | None,
     created_by: User | None = None, operator: bool = False,
 ) -> RegisteredModel:
-    if organization is None and not operator:
-        raise Forbidden("only the operator can register public models")
+    _check_may_register(organization, operator)
     if base.kind != Kind.BASE:
         raise InvalidInput("an adapter's base must be a base model, not an adapter",
                            field="base")
-    directory = Path(path)
-    if not directory.is_absolute():
-        raise InvalidInput(f"{path} must be an absolute path", field="path")
-    if not operator:
-        _check_allowed_root(directory)
+    directory = _local_directory(path, operator)
     clean = _clean_name(name, organization)
     info = inspect_adapter_directory(directory)
     return _save(RegisteredModel(
@@ -149,5 +153,8 @@ def delete_model(model: RegisteredModel, *, organization: Organization | None) -
     if model.adapters.exists():
         names = ", ".join(model.adapters.values_list("name", flat=True)[:5])
         raise Conflict(f"remove its adapters first: {names}")
+    if model.deployments.exclude(state="stopped").exists():
+        raise Conflict(f"{model.name} is deployed; undeploy it first")
+    model.deployments.all().delete()  # stopped ones only: their replicas are history
     model.delete()
     log.info("model removed: %s", model.name)

@@ -6,26 +6,16 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.test import Client
 from django.utils import timezone
+from waiting import wait_for
 
 from potluck.nodes import resources, services
 from potluck.nodes.models import Node, NodeState
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
 
 
 @pytest.mark.django_db

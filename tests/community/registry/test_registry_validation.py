@@ -161,3 +161,18 @@ def test_hub_models_need_a_proper_repo_id(org):
     assert model.repo_id == "meta-llama/Llama-3.2-1B" and model.revision == "main"
     with pytest.raises(services.InvalidInput, match="repository id"):
         services.register_hub_model("x", "../../etc/passwd", organization=org)
+
+
+def test_a_deployed_model_is_undeployed_before_it_is_removed(tmp_path, org, client_for):
+    from potluck.serving.models import Deployment, DeploymentState
+
+    model = services.register_local_model("served", write_model(tmp_path / "s"),
+                                          organization=org, operator=True)
+    deployment = Deployment.objects.create(model=model, organization=org, replicas=1)
+    client = client_for(org, ["read", "write"])
+    refused = client.delete(f"/api/models/{model.pk}")
+    assert refused.status_code == 409 and "undeploy" in refused.json()["detail"]
+    deployment.state = DeploymentState.STOPPED
+    deployment.save()
+    assert client.delete(f"/api/models/{model.pk}").status_code == 204
+    assert not RegisteredModel.objects.filter(pk=model.pk).exists()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from waiting import wait_for
 
 from potluck.nodes import services as node_services
 from potluck.serving import services
@@ -42,15 +43,6 @@ def port_range() -> str:
     return f"{low}-{low + 49}"
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str,
-             interval: float = 0.25) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def vllm_servers() -> dict[int, psutil.Process]:

@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 from django.db.models import Count, Sum
+from waiting import wait_for
 
 from potluck.accounts import services
 from potluck.nodes.services import live_node_names
@@ -23,14 +22,6 @@ from potluck.usage.tasks import roll_up
 WORKER = "rollup-test"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen:
