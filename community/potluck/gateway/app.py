@@ -248,10 +248,11 @@ class Gateway:
             raise GatewayError(rejection.status, str(rejection), code=rejection.code) from None
 
     async def _open_upstream(self, exchange: Exchange, entry: ModelEntry, path: str,
-                             payload: bytes) -> aiohttp.ClientResponse:
+                             payload: bytes, tried: set[str] | None = None
+                             ) -> aiohttp.ClientResponse:
         """POST to the least-busy READY replica; on failure before any byte went to the
-        client, try another replica."""
-        tried: set[str] = set()
+        client, try another replica (``tried`` collects those already used)."""
+        tried = set() if tried is None else tried
         last_error: GatewayError | None = None
         for _ in range(settings.GATEWAY_MAX_ATTEMPTS):
             replica = self.catalog.pick(entry, tried)
@@ -295,15 +296,23 @@ class Gateway:
                        entry: ModelEntry, path: str, payload: bytes) -> None:
         async def call() -> tuple[int, bytes, str]:
             sent = time.perf_counter()
-            response = await self._open_upstream(exchange, entry, path, payload)
-            try:
-                body = await response.read()
-            finally:
-                response.release()
-                self._done_with_replica(exchange)
-            exchange.upstream_seconds = time.perf_counter() - sent
-            return response.status, body, response.headers.get("content-type",
-                                                                "application/json")
+            tried: set[str] = set()
+            while True:
+                response = await self._open_upstream(exchange, entry, path, payload, tried)
+                try:
+                    body = await response.read()
+                except aiohttp.ClientError:
+                    # The replica died mid-answer; nothing reached the client yet, so
+                    # another replica may answer instead (generation has no side effects).
+                    if len(tried) >= settings.GATEWAY_MAX_ATTEMPTS:
+                        raise
+                    continue
+                finally:
+                    response.release()
+                    self._done_with_replica(exchange)
+                exchange.upstream_seconds = time.perf_counter() - sent
+                return response.status, body, response.headers.get("content-type",
+                                                                    "application/json")
 
         try:
             status, body, content_type = await _unless_disconnected(receive, call())

@@ -31,6 +31,13 @@ class FakeUpstream:
         b = self.behaviour
         if b.mode == "error503":
             return web.json_response({"error": {"message": "overloaded"}}, status=503)
+        if b.mode == "die_mid_answer":  # headers and half a body, then the process "dies"
+            response = web.StreamResponse(headers={"content-type": "application/json",
+                                                   "content-length": "1000"})
+            await response.prepare(request)
+            await response.write(b'{"id": "cmpl-1", "choices": [')
+            request.transport.close()
+            return response
         usage = {"prompt_tokens": 7, "completion_tokens": b.chunks,
                  "total_tokens": 7 + b.chunks}
         chat = request.path.endswith("/chat/completions")

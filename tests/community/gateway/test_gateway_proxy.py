@@ -185,6 +185,32 @@ def test_an_overloaded_replica_is_retried_elsewhere(serving, upstream, gateway):
         busy.stop()
 
 
+def test_a_replica_dying_mid_answer_is_retried_elsewhere(serving, upstream, gateway,
+                                                         redis_conn):
+    from fake_upstream import FakeUpstream, UpstreamThread
+
+    dying = UpstreamThread(FakeUpstream())
+    dying_upstream = dying.start()
+    dying_upstream.behaviour.mode = "die_mid_answer"
+    try:
+        serving.model("demo", replica_ports=(dying_upstream.port, upstream.port))
+        sdk = client(gateway, serving.key)
+        for _ in range(6):
+            assert sdk.completions.create(model="demo", prompt="x", max_tokens=3).choices
+        assert len(upstream.bodies) == 6 and len(dying_upstream.bodies) >= 1
+        events = wait_for_usage(redis_conn, 6)
+        assert [e.status for e in events] == [200] * 6  # one record per request, not per try
+    finally:
+        dying.stop()
+
+
+def test_when_every_replica_fails_the_client_gets_502(serving, gateway):
+    serving.model("demo", replica_ports=(closed_port(), closed_port()))
+    got, payload, _ = raw(gateway, "/v1/completions", b'{"model":"demo","prompt":"x"}',
+                          serving.key)
+    assert got == 502 and payload["error"]["code"] == "upstream_error"
+
+
 def test_a_client_that_disconnects_cancels_the_upstream_stream(
         serving, upstream, gateway, redis_conn):
     serving.model("demo", replica_ports=(upstream.port,))
