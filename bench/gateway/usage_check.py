@@ -25,7 +25,12 @@ class Reconciliation:
     daily_requests: int = 0  # UsageDaily's running total for the key
     statuses: dict[str, int] = field(default_factory=dict)
     missing: int = 0  # expected request ids with no record
-    unexpected: int = 0  # records whose request id the upstream never saw
+    unexpected: int = 0  # records the upstream never saw, not explained as abandoned
+    # Records of requests the client dropped (wrk stopping with requests in flight) before
+    # the gateway forwarded them: status 499, no replica. Recording them is right (they
+    # were sent); the upstream's log cannot show them. At most one per open connection.
+    abandoned: int = 0
+    max_abandoned: int = 0
     upstream_repeats: int = 0  # request ids the upstream saw more than once (retries)
     ok_records: int = 0  # records of status 200
     ok_completion_tokens: int = 0  # their completion tokens
@@ -37,8 +42,9 @@ class Reconciliation:
     def ok(self) -> bool:
         tokens_ok = (self.tokens_per_ok is None
                      or self.ok_completion_tokens == self.tokens_per_ok * self.ok_records)
-        return (self.records == self.expected == self.distinct_request_ids
-                == self.daily_requests and not self.missing and not self.unexpected
+        return (self.records == self.expected + self.abandoned == self.distinct_request_ids
+                == self.daily_requests and self.abandoned <= self.max_abandoned
+                and not self.missing and not self.unexpected
                 and not self.upstream_repeats and self.stream_left == 0 and tokens_ok)
 
     def as_dict(self) -> dict:
@@ -72,7 +78,8 @@ def drain(settle_s: float = 0.6, timeout_s: float = 60.0) -> tuple[int, float]:
 def reconcile(phase: str, key_id: str, *, expected_ids: list[str] | None = None,
               expected_count: int | None = None,
               tokens_per_ok: int | None = None,
-              ignore_key_id: str | None = None) -> Reconciliation:
+              ignore_key_id: str | None = None,
+              max_abandoned: int = 0) -> Reconciliation:
     """``ignore_key_id``: a key whose requests (warm-ups) may sit among
     ``expected_ids`` and are not part of the phase."""
     from django.db.models import Count, Sum
@@ -100,11 +107,15 @@ def reconcile(phase: str, key_id: str, *, expected_ids: list[str] | None = None,
             rows.values_list("status", flat=True)).items())},
         ok_records=ok["n"], ok_completion_tokens=int(ok["tokens"] or 0),
         tokens_per_ok=tokens_per_ok,
-        stream_left=left, drain_seconds=round(seconds, 2))
+        stream_left=left, drain_seconds=round(seconds, 2), max_abandoned=max_abandoned)
     if expected_ids is not None:
         recorded = set(rows.values_list("request_id", flat=True))
         wanted = set(expected_ids)
         check.missing = len(wanted - recorded)
         check.upstream_repeats = len(expected_ids) - len(wanted)
-        check.unexpected = len(recorded - wanted)
+        unseen = recorded - wanted
+        abandoned = set(rows.filter(request_id__in=unseen, status=499, replica_id__isnull=True)
+                        .values_list("request_id", flat=True))
+        check.abandoned = len(abandoned)
+        check.unexpected = len(unseen - abandoned)
     return check
