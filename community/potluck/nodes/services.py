@@ -28,11 +28,13 @@ def queue_for(name: str) -> str:
 
 
 def heartbeat(name: str, resources: Resources) -> Node:
-    """Say the node is alive: a Redis key that expires, and the node's row."""
+    """Say the node is alive: the node's row, then a Redis key that expires.
+
+    In that order: whoever sees the key live (readiness, the scheduler) finds the row.
+    """
     now = timezone.now()
     ttl = max(settings.NODE_LOST_AFTER_SECONDS, 2 * settings.NODE_HEARTBEAT_SECONDS)
     payload = {"name": name, "at": now.isoformat(), **resources.as_dict()}
-    get_redis().set(HEARTBEAT_KEY.format(name=name), json.dumps(payload), ex=ttl)
     node, created = Node.objects.update_or_create(
         name=name,
         defaults={
@@ -44,6 +46,7 @@ def heartbeat(name: str, resources: Resources) -> Node:
             "last_heartbeat": now,
         },
     )
+    get_redis().set(HEARTBEAT_KEY.format(name=name), json.dumps(payload), ex=ttl)
     if created:
         log.info("node %s joined (%s CPUs, %s GPUs)", name, resources.cpu_count,
                  len(resources.gpus))
