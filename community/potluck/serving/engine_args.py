@@ -6,6 +6,7 @@ Every refusal names the offending field, so the API and the CLI can point at it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from potluck.errors import InvalidInput
@@ -45,16 +46,22 @@ def _clean_extra_args(value: Any) -> list[str]:
     return list(value)
 
 
+def _known_keys(raw: Any, known: Sequence[str], *, field: str, noun: str) -> dict[str, Any]:
+    """``raw`` as a dict (None: empty) whose keys are all in ``known``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidInput("must be an object", field=field)
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise InvalidInput(f"unknown {noun} {unknown[0]!r}; known: " + ", ".join(known),
+                           field=field)
+    return raw
+
+
 def clean_engine_args(raw: Any, model: RegisteredModel) -> dict[str, Any]:
     """Engine arguments in their stored shape; unknown keys and bad values are refused."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise InvalidInput("must be an object", field="engine_args")
-    unknown = sorted(set(raw) - set(ENGINE_ARG_KEYS))
-    if unknown:
-        raise InvalidInput(f"unknown engine argument {unknown[0]!r}; known: "
-                           + ", ".join(ENGINE_ARG_KEYS), field="engine_args")
+    raw = _known_keys(raw, ENGINE_ARG_KEYS, field="engine_args", noun="engine argument")
     args: dict[str, Any] = {"dtype": raw.get("dtype", "auto")}
     if args["dtype"] not in DTYPES:
         raise InvalidInput("must be one of " + ", ".join(DTYPES), field="engine_args.dtype")
@@ -95,14 +102,7 @@ def clean_engine_args(raw: Any, model: RegisteredModel) -> dict[str, Any]:
 
 def clean_placement(raw: Any) -> dict[str, Any]:
     """``{"nodes": [names]}``: the nodes replicas may run on (empty or absent: any)."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise InvalidInput("must be an object", field="placement")
-    unknown = sorted(set(raw) - set(PLACEMENT_KEYS))
-    if unknown:
-        raise InvalidInput(f"unknown placement key {unknown[0]!r}; known: "
-                           + ", ".join(PLACEMENT_KEYS), field="placement")
+    raw = _known_keys(raw, PLACEMENT_KEYS, field="placement", noun="placement key")
     nodes = raw.get("nodes", [])
     if not isinstance(nodes, list) or not all(isinstance(n, str) and n for n in nodes):
         raise InvalidInput("must be a list of node names", field="placement.nodes")

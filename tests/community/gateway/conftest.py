@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -26,6 +26,23 @@ def upstream() -> Iterator[FakeUpstream]:
     thread = UpstreamThread(FakeUpstream())
     yield thread.start()
     thread.stop()
+
+
+@pytest.fixture
+def misbehaving_upstream() -> Iterator[Callable[[str], FakeUpstream]]:
+    """Start extra fake upstreams in a given failure mode; all are stopped afterwards."""
+    started: list[UpstreamThread] = []
+
+    def start(mode: str) -> FakeUpstream:
+        thread = UpstreamThread(FakeUpstream())
+        started.append(thread)
+        fake = thread.start()
+        fake.behaviour.mode = mode
+        return fake
+
+    yield start
+    for thread in started:
+        thread.stop()
 
 
 @dataclass

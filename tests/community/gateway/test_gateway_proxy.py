@@ -169,39 +169,26 @@ def test_a_dead_replica_is_skipped_before_anything_is_sent(serving, upstream, ga
     assert len(upstream.bodies) == 6
 
 
-def test_an_overloaded_replica_is_retried_elsewhere(serving, upstream, gateway):
-    from fake_upstream import FakeUpstream, UpstreamThread
-
-    busy = UpstreamThread(FakeUpstream())
-    busy_upstream = busy.start()
-    busy_upstream.behaviour.mode = "error503"
-    try:
-        serving.model("demo", replica_ports=(busy_upstream.port, upstream.port))
-        sdk = client(gateway, serving.key)
-        for _ in range(4):
-            sdk.completions.create(model="demo", prompt="x", max_tokens=3)
-        assert len(upstream.bodies) == 4
-    finally:
-        busy.stop()
+def test_an_overloaded_replica_is_retried_elsewhere(serving, upstream, gateway,
+                                                    misbehaving_upstream):
+    busy_upstream = misbehaving_upstream("error503")
+    serving.model("demo", replica_ports=(busy_upstream.port, upstream.port))
+    sdk = client(gateway, serving.key)
+    for _ in range(4):
+        sdk.completions.create(model="demo", prompt="x", max_tokens=3)
+    assert len(upstream.bodies) == 4
 
 
 def test_a_replica_dying_mid_answer_is_retried_elsewhere(serving, upstream, gateway,
-                                                         redis_conn):
-    from fake_upstream import FakeUpstream, UpstreamThread
-
-    dying = UpstreamThread(FakeUpstream())
-    dying_upstream = dying.start()
-    dying_upstream.behaviour.mode = "die_mid_answer"
-    try:
-        serving.model("demo", replica_ports=(dying_upstream.port, upstream.port))
-        sdk = client(gateway, serving.key)
-        for _ in range(6):
-            assert sdk.completions.create(model="demo", prompt="x", max_tokens=3).choices
-        assert len(upstream.bodies) == 6 and len(dying_upstream.bodies) >= 1
-        events = wait_for_usage(redis_conn, 6)
-        assert [e.status for e in events] == [200] * 6  # one record per request, not per try
-    finally:
-        dying.stop()
+                                                         redis_conn, misbehaving_upstream):
+    dying_upstream = misbehaving_upstream("die_mid_answer")
+    serving.model("demo", replica_ports=(dying_upstream.port, upstream.port))
+    sdk = client(gateway, serving.key)
+    for _ in range(6):
+        assert sdk.completions.create(model="demo", prompt="x", max_tokens=3).choices
+    assert len(upstream.bodies) == 6 and len(dying_upstream.bodies) >= 1
+    events = wait_for_usage(redis_conn, 6)
+    assert [e.status for e in events] == [200] * 6  # one record per request, not per try
 
 
 def test_when_every_replica_fails_the_client_gets_502(serving, gateway):
