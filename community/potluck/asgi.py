@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """ASGI entry point, served by gunicorn with uvicorn workers (see deploy/).
 
-/v1 and /metrics go to the lean gateway; everything else to Django. Both share the
-same settings, models and Redis.
+Inference under /v1 and /metrics go to the lean gateway; everything else, including
+the durable OpenAI endpoints (/v1/files, /v1/fine_tuning, /v1/batches), to Django.
+Both share the same settings, models and Redis.
 """
 
 from __future__ import annotations
@@ -20,12 +21,20 @@ from potluck.gateway.app import Gateway  # noqa: E402 - needs Django set up firs
 
 gateway = Gateway()
 
+# OpenAI endpoints that are not inference: served by Django views (potluck.openai_api).
+DJANGO_V1_PREFIXES = ("/v1/files", "/v1/fine_tuning/", "/v1/batches")
+
+
+def routes_to_gateway(path: str) -> bool:
+    if path == "/metrics":
+        return True
+    return path.startswith("/v1/") and not path.startswith(DJANGO_V1_PREFIXES)
+
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     kind = scope["type"]
     if kind == "http":
-        path = scope["path"]
-        if path.startswith("/v1/") or path == "/metrics":
+        if routes_to_gateway(scope["path"]):
             await gateway(scope, receive, send)
         else:
             await django_application(scope, receive, send)

@@ -114,6 +114,35 @@ class Feature:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@runtime_checkable
+class MemberPolicy(Protocol):
+    """Asked before a member joins an organization; raises a ``PotluckError`` to refuse.
+
+    E.g. the enterprise licence's seat limit. Warnings go through ``warnings``.
+    """
+
+    def before_add(self, organization: Any, email: str, role: str) -> None: ...
+
+
+@runtime_checkable
+class LoginPolicy(Protocol):
+    """Asked before a password sign-in; raises ``potluck.errors.Forbidden`` to refuse.
+
+    E.g. SSO enforced for a verified email domain: the message says where to sign in.
+    """
+
+    def check_password_login(self, email: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class LoginProvider:
+    """A way to sign in besides a password (an SSO button on the sign-in page)."""
+
+    key: str
+    title: str
+    start_url: str  # where the browser goes to start the sign-in
+
+
 request_policies: Registry[RequestPolicy] = Registry("request_policies")
 usage_sinks: Registry[UsageSink] = Registry("usage_sinks")
 # Dotted paths of DRF authentication classes, tried after API keys and sessions.
@@ -122,6 +151,13 @@ console_panels: Registry[ConsolePanel] = Registry("console_panels")
 features: Registry[Feature] = Registry("features")
 # Extra URL patterns mounted under /api/ by an extension: a callable returning a list.
 api_routes: Registry[Callable[[], list[Any]]] = Registry("api_routes")
+member_policies: Registry[MemberPolicy] = Registry("member_policies")
+login_policies: Registry[LoginPolicy] = Registry("login_policies")
+# Given the email being signed in (or None), the SSO providers that may sign it in.
+login_providers: Registry[Callable[[str | None], list[LoginProvider]]] = Registry(
+    "login_providers")
+# click commands added to the `potluck` CLI (e.g. `potluck license`).
+cli_commands: Registry[Any] = Registry("cli_commands")
 
 ALL_REGISTRIES: tuple[Registry[Any], ...] = (
     request_policies,
@@ -130,6 +166,10 @@ ALL_REGISTRIES: tuple[Registry[Any], ...] = (
     console_panels,
     features,
     api_routes,
+    member_policies,
+    login_policies,
+    login_providers,
+    cli_commands,
 )
 
 
@@ -167,3 +207,20 @@ def publish_usage(records: list[dict[str, Any]]) -> list[tuple[str, Exception]]:
         except Exception as exc:  # a sink's bug must not lose records for the others
             failures.append((key, exc))
     return failures
+
+
+def check_member_policies(organization: Any, email: str, role: str) -> None:
+    for policy in member_policies:
+        policy.before_add(organization, email, role)
+
+
+def check_login_policies(email: str) -> None:
+    for policy in login_policies:
+        policy.check_password_login(email)
+
+
+def providers_for(email: str | None) -> list[LoginProvider]:
+    found: list[LoginProvider] = []
+    for list_providers in login_providers:
+        found.extend(list_providers(email))
+    return found

@@ -46,6 +46,9 @@ INSTALLED_APPS = [
     "potluck.nodes",
     "potluck.serving",
     "potluck.usage",
+    "potluck.files",
+    "potluck.finetune",
+    "potluck.batches",
 ]
 if ENTERPRISE_AVAILABLE:
     INSTALLED_APPS.append("potluck_enterprise")

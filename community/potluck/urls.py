@@ -18,4 +18,5 @@ urlpatterns = [
                                                    authentication_classes=[]), name="schema"),
     path("api/auth/", include("rest_framework.urls")),
     path("api/", include("potluck.api_urls")),
+    path("v1/", include("potluck.openai_api.urls")),
 ]

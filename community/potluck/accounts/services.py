@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from potluck import extensions
 from potluck.accounts import keys
 from potluck.accounts.models import (
     KEY_SCOPES,
@@ -120,6 +121,7 @@ def add_member(org: Organization, email: str, role: str, *, granted_by_owner: bo
     user = get_or_create_user(email)
     if Membership.objects.filter(organization=org, user=user).exists():
         raise Conflict(f"{user.email} is already a member", field="email")
+    extensions.check_member_policies(org, user.email, clean_role.value)
     return Membership.objects.create(organization=org, user=user, role=clean_role)
 
 

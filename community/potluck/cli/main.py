@@ -18,7 +18,29 @@ from potluck.cli.models import models
 from potluck.cli.serving import deploy, ps, scale, stop_replicas, undeploy
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ExtensibleGroup(click.Group):
+    """The built-in commands, plus those an extension adds (``extensions.cli_commands``)."""
+
+    def _extension_commands(self) -> dict[str, click.Command]:
+        try:
+            os.environ.setdefault("DJANGO_SETTINGS_MODULE", "potluck.settings")
+            import django
+
+            django.setup()  # loads settings and apps; connects to nothing
+        except Exception:  # a broken environment must not break the built-in commands
+            return {}
+        from potluck import extensions
+
+        return dict(extensions.cli_commands.items())
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._extension_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or self._extension_commands().get(cmd_name)
+
+
+@click.group(cls=ExtensibleGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="potluck")
 def cli() -> None:
     """Potluck: serve and fine-tune open-weight LLMs.

@@ -20,6 +20,9 @@ from potluck.serving.reconcile import ReconcileLoop
 
 log = logging.getLogger(__name__)
 CONTROL_QUEUE = "potluck.control"
+# Long, durable jobs (batches): consumed beside the control queue, so one long job never
+# holds up the scheduler's short tasks for long (the pool has several threads).
+JOBS_QUEUE = "potluck.jobs"
 
 
 class Heartbeat(threading.Thread):
@@ -50,7 +53,7 @@ class Heartbeat(threading.Thread):
 
 
 def run(name: str, *, control: bool, concurrency: int = 4, loglevel: str = "INFO") -> None:
-    queues = [services.queue_for(name)] + ([CONTROL_QUEUE] if control else [])
+    queues = [services.queue_for(name)] + ([CONTROL_QUEUE, JOBS_QUEUE] if control else [])
     heartbeat = Heartbeat(name)
     heartbeat.beat()  # be visible before the first task can arrive
     heartbeat.start()
