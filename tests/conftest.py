@@ -108,3 +108,48 @@ def live_env(transactional_db, tmp_path) -> Iterator[dict[str, str]]:
                f"/{settings['NAME']}")
     yield {**os.environ, "DATABASE_URL": url, "POTLUCK_DATA_DIR": str(tmp_path / "data"),
            "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir() -> Path:
+    """The demo model, built once (60 steps) and cached under .potluck-test/."""
+    from live_agent import DEMO_DIR, DEMO_STEPS
+
+    from potluck.demo_model import build_demo_model
+
+    return build_demo_model(DEMO_DIR, steps=DEMO_STEPS, progress=False)
+
+
+@pytest.fixture
+def reaper(live_env) -> Iterator[set[int]]:
+    """Process groups to kill after the test: agents, and every replica it recorded."""
+    from live_agent import group_members, kill_group
+    from waiting import wait_for
+
+    groups: set[int] = set()
+    yield groups
+    from potluck.serving.models import Replica
+
+    groups.update(Replica.objects.exclude(pid=None).values_list("pid", flat=True))
+    for pgid in groups:
+        kill_group(pgid)
+    wait_for(lambda: not group_members(groups), 30, "the test's processes to be gone")
+
+
+@pytest.fixture
+def start_agent(live_env, reaper, tmp_path) -> Callable[..., object]:
+    """Starts a real node agent (``--control``) and waits for its first heartbeat."""
+    from live_agent import Agent, port_range
+    from waiting import wait_for
+
+    from potluck.nodes import services as node_services
+
+    def start(node: str = "test-node", **extra_env: str):
+        env = {**live_env, "POTLUCK_NODE_HEARTBEAT_SECONDS": "1",
+               "POTLUCK_SERVING_RECONCILE_SECONDS": "1", "POTLUCK_REPLICA_PORTS": port_range(),
+               **extra_env}
+        agent = Agent(env, tmp_path / f"agent-{node}.log", reaper, node)
+        wait_for(lambda: node in node_services.live_node_names(), 60, "the agent's heartbeat")
+        return agent
+
+    return start

@@ -7,7 +7,6 @@ No fake engine: the demo model is built once (cached under .potluck-test/) and s
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -18,57 +17,24 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import live_agent
 import psutil
 import pytest
 from waiting import wait_for
 
-from potluck.nodes import services as node_services
 from potluck.serving import services
 from potluck.serving.models import Deployment, DeploymentState, Replica, ReplicaState
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DEMO_DIR = REPO_ROOT / ".potluck-test" / "models" / "potluck-demo"
-# In every server's command line: how the reaper finds them. Unique per run, so that two
-# test runs on one host never reap each other's servers.
+# In every server's command line: how this test finds its own servers. Unique per run,
+# so that two test runs on one host never mistake each other's servers.
 SERVED_NAME = f"lifecycle-demo-{os.getpid()}"
 NODE = "lifecycle-node"
 
 
-def port_range() -> str:
-    """A port range of this run's own: a server binds its port only ~40 s after the bind
-    test that chose it, so two runs sharing a range could pick the same one."""
-    low = 20000 + (os.getpid() % 120) * 50  # below the ephemeral ports (32768+)
-    return f"{low}-{low + 49}"
-
-
-
-
 def vllm_servers() -> dict[int, psutil.Process]:
-    """This test's vLLM API servers on the host, by pid."""
-    found = {}
-    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
-        argv = proc.info["cmdline"] or []
-        if (proc.info["status"] != psutil.STATUS_ZOMBIE
-                and "vllm.entrypoints.openai.api_server" in argv and SERVED_NAME in argv):
-            found[proc.pid] = proc
-    return found
-
-
-def group_members(pgids: set[int]) -> list[int]:
-    """Live (non-zombie) processes in these process groups: servers and their engines."""
-    members = []
-    for proc in psutil.process_iter(["pid", "status"]):
-        with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) in pgids:
-                members.append(proc.pid)
-    return members
-
-
-def kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+    return live_agent.vllm_servers(SERVED_NAME)
 
 
 def complete(port: int) -> dict:
@@ -81,59 +47,12 @@ def complete(port: int) -> dict:
         return json.loads(response.read())
 
 
-@pytest.fixture(scope="session")
-def demo_model_dir() -> Path:
-    from potluck.demo_model import build_demo_model
-
-    return build_demo_model(DEMO_DIR, steps=60, progress=False)
-
-
 @pytest.fixture
-def reaper(live_env) -> Iterator[set[int]]:
-    """Kills every process group this test started, even when it fails half-way."""
-    groups: set[int] = set()
-    yield groups
-    groups.update(Replica.objects.exclude(pid=None).values_list("pid", flat=True))
-    groups.update(vllm_servers())
-    for pgid in groups:
-        kill_group(pgid)
+def agent_for_test(start_agent, reaper) -> Iterator[Callable[[], object]]:
+    yield lambda: start_agent(NODE)
+    for pid in vllm_servers():  # servers a test started but never recorded
+        live_agent.kill_group(pid)
     wait_for(lambda: not vllm_servers(), 30, "the test's vLLM servers to be gone")
-
-
-class Agent:
-    def __init__(self, env: dict[str, str], log: Path, groups: set[int]) -> None:
-        self.log = log
-        handle = log.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "potluck", "agent", "--name", NODE, "--control"],
-            env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
-        handle.close()
-        groups.add(self.process.pid)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def kill(self) -> None:
-        kill_group(self.process.pid)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
-
-
-@pytest.fixture
-def start_agent(live_env, reaper, tmp_path) -> Callable[[], Agent]:
-    env = {**live_env, "POTLUCK_NODE_HEARTBEAT_SECONDS": "1",
-           "POTLUCK_SERVING_RECONCILE_SECONDS": "1", "POTLUCK_REPLICA_PORTS": port_range()}
-    log = tmp_path / "agent.log"
-
-    def start() -> Agent:
-        agent = Agent(env, log, reaper)
-        wait_for(lambda: NODE in node_services.live_node_names(), 60, "the agent's heartbeat")
-        return agent
-
-    return start
 
 
 def replicas_in(deployment: Deployment, state: str) -> list[Replica]:
@@ -141,12 +60,12 @@ def replicas_in(deployment: Deployment, state: str) -> list[Replica]:
 
 
 def test_replicas_start_crash_restart_outlive_the_agent_drain_and_stop(
-        live_env, redis_conn, demo_model_dir, start_agent, reaper):
+        live_env, redis_conn, demo_model_dir, agent_for_test):
     from potluck.registry.services import register_local_model
 
     timings: dict[str, float] = {}
     model = register_local_model(SERVED_NAME, demo_model_dir, organization=None, operator=True)
-    agent = start_agent()
+    agent = agent_for_test()
 
     # Deploy two replicas: both become READY and answer completions on their own ports.
     began = time.monotonic()
@@ -189,7 +108,7 @@ def test_replicas_start_crash_restart_outlive_the_agent_drain_and_stop(
     assert set(vllm_servers()) == running
     agent.kill()
     began = time.monotonic()
-    agent = start_agent()
+    agent = agent_for_test()
     wait_for(lambda: agent.output().count("adopted replica") >= 2, 60, "adoption")
     timings["adoption"] = time.monotonic() - began
     time.sleep(3)  # a few more reconcile passes: nothing is started twice
@@ -216,6 +135,6 @@ def test_replicas_start_crash_restart_outlive_the_agent_drain_and_stop(
     assert set(deployment.replica_set.values_list("state", flat=True)) == {
         ReplicaState.STOPPED}
     wait_for(lambda: not vllm_servers(), 30, "no vLLM server left")
-    assert group_members({first.pid, second.pid, restarted.pid}) == []  # engines too
+    assert live_agent.group_members({first.pid, second.pid, restarted.pid}) == []  # engines too
     assert agent.stop() == 0
     print("timings (s):", {k: round(v, 1) for k, v in timings.items()})

@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: LicenseRef-Potluck-Enterprise
+"""SSO models (owned by the SSO module)."""
