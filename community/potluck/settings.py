@@ -147,6 +147,20 @@ SERVING_REPLICA_BIND_HOST = env.env_str("POTLUCK_REPLICA_BIND_HOST", "127.0.0.1"
 SERVING_REPLICA_PORTS = env.env_str("POTLUCK_REPLICA_PORTS", "8100-8999")
 SERVING_CPU_KVCACHE_GIB = env.env_int("POTLUCK_VLLM_CPU_KVCACHE_SPACE", 1)
 
+# Fine-tuning
+# Trainer processes a node runs at once (each uses the node's CPU or one GPU).
+FINETUNE_SLOTS_PER_NODE = env.env_int("POTLUCK_FINETUNE_SLOTS_PER_NODE", 1)
+FINETUNE_LORA_LEARNING_RATE = float(env.env_str("POTLUCK_FINETUNE_LORA_LR", "1e-3"))
+FINETUNE_FULL_LEARNING_RATE = float(env.env_str("POTLUCK_FINETUNE_FULL_LR", "1e-4"))
+FINETUNE_MAX_SEQ_LEN = env.env_int("POTLUCK_FINETUNE_MAX_SEQ_LEN", 1024)
+FINETUNE_CHECKPOINT_EVERY_STEPS = env.env_int("POTLUCK_FINETUNE_CHECKPOINT_EVERY", 50)
+# The "full" method copies every weight: only for small models.
+FINETUNE_FULL_MAX_BYTES = env.env_int("POTLUCK_FINETUNE_FULL_MAX_BYTES", 3 * 2**30)
+# Times a job is restarted from its last checkpoint after its trainer or node died.
+FINETUNE_MAX_ATTEMPTS = env.env_int("POTLUCK_FINETUNE_MAX_ATTEMPTS", 3)
+FINETUNE_CANCEL_GRACE_SECONDS = env.env_int("POTLUCK_FINETUNE_CANCEL_GRACE_SECONDS", 60)
+FINETUNE_SUPERVISE_SECONDS = float(env.env_str("POTLUCK_FINETUNE_SUPERVISE_SECONDS", "1"))
+
 # Local model directories that the API may register; the CLI (the operator) may
 # register any directory it can read.
 MODEL_ROOTS = [
@@ -224,4 +238,8 @@ CELERY_BEAT_SCHEDULE = {
     # Stale runs are dropped: the next one, 3 s later, does the same work.
     "serving-schedule": {"task": "potluck.serving.schedule", "schedule": 3.0,
                          "options": {"expires": 10}},
+    "files-delete-expired": {"task": "potluck.files.delete_expired", "schedule": 60.0,
+                             "options": {"expires": 120}},
+    "finetune-schedule": {"task": "potluck.finetune.schedule", "schedule": 3.0,
+                          "options": {"expires": 10, "queue": "potluck.jobs"}},
 }

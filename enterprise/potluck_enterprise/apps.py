@@ -3,12 +3,22 @@ from django.apps import AppConfig
 
 
 class EnterpriseConfig(AppConfig):
-    """Registers enterprise hooks in ``ready()``, one licensed feature at a time.
+    """Plugs the enterprise edition into ``potluck.extensions``.
 
-    No feature exists yet: licence verification comes first (issue: enterprise
-    foundation), and each feature registers only while the licence grants it.
+    Always (licence or not): the licence panel, ``/api/license``, ``potluck license``,
+    the seat policy (a no-op without a licence in force) and the routes of each feature
+    (whose views answer only while the licence grants the feature). Licensed features
+    themselves are switched on and off at runtime by the licence gate
+    (``potluck_enterprise.licensing.gating``), never here: ready() touches no database.
     """
 
     name = "potluck_enterprise"
     label = "potluck_enterprise"
     verbose_name = "Potluck Enterprise"
+
+    def ready(self) -> None:
+        from potluck_enterprise.licensing import setup as licensing_setup
+        from potluck_enterprise.sso import setup as sso_setup
+
+        sso_setup.install()
+        licensing_setup.install()

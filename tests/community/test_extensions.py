@@ -12,7 +12,7 @@ from potluck import extensions
 
 @pytest.fixture(autouse=True)
 def clean_registries():
-    saved = {r.name: {k: r.get(k) for k in r} for r in extensions.ALL_REGISTRIES}
+    saved = {r.name: r.items() for r in extensions.ALL_REGISTRIES}
     for registry in extensions.ALL_REGISTRIES:
         registry.clear()
     yield

@@ -45,6 +45,9 @@ class StoredFile(OrgOwnedModel):
     sha256 = models.CharField(max_length=64, blank=True)
     # JSONL files: how many records (non-blank lines) they hold.
     line_count = models.PositiveIntegerField(default=0)
+    # What validation learnt of the content: batch {"requests", "urls", "models"},
+    # fine-tune {"examples", "trainable_messages"}.
+    summary = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=FileStatus.choices,
                               default=FileStatus.UPLOADED)
     status_details = models.TextField(blank=True)

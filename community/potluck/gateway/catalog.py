@@ -31,6 +31,7 @@ class ModelEntry:
 class ReplicaEntry:
     id: str
     url: str
+    adapters: frozenset[str] = frozenset()  # LoRA adapters this server holds now
     in_flight: int = 0
 
 
@@ -62,9 +63,11 @@ def load_snapshot() -> Snapshot:
         snapshot.models.setdefault(m.name, []).append(entry)
     for r in Replica.objects.filter(state=ReplicaState.READY, deployment__model_id__in=base_ids,
                                     deployment__state=DeploymentState.ACTIVE
-                                    ).values("id", "host", "port", "deployment__model_id"):
+                                    ).values("id", "host", "port", "deployment__model_id",
+                                             "adapters"):
         snapshot.replicas.setdefault(str(r["deployment__model_id"]), []).append(
-            ReplicaEntry(id=str(r["id"]), url=f"http://{r['host']}:{r['port']}"))
+            ReplicaEntry(id=str(r["id"]), url=f"http://{r['host']}:{r['port']}",
+                         adapters=frozenset(r["adapters"])))
     for state in ReplicaState:
         snapshot.replica_states[state.value] = 0
     for row in Replica.objects.exclude(state=ReplicaState.STOPPED).values_list("state",
@@ -84,6 +87,7 @@ class Catalog:
             for i, replica in enumerate(group):
                 kept = previous.get(replica.id)
                 if kept is not None and kept.url == replica.url:
+                    kept.adapters = replica.adapters
                     group[i] = kept
         self.snapshot = snapshot
 
@@ -106,10 +110,12 @@ class Catalog:
         return found
 
     def pick(self, entry: ModelEntry, tried: set[str]) -> ReplicaEntry | None:
-        """Fewest in-flight requests first, among READY replicas not tried yet."""
+        """Fewest in-flight requests first, among READY replicas not tried yet (for an
+        adapter: among those that hold it)."""
         best = None
         for replica in self.snapshot.replicas.get(entry.route_id, ()):
-            if replica.id in tried:
+            if replica.id in tried or (entry.parent is not None
+                                       and entry.name not in replica.adapters):
                 continue
             if best is None or replica.in_flight < best.in_flight:
                 best = replica

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from potluck.celery_app import app
+from potluck.finetune.supervisor import TrainingLoop
 from potluck.nodes import resources, services
 from potluck.serving.cordon import uncordon_node
 from potluck.serving.reconcile import ReconcileLoop
@@ -64,6 +65,9 @@ def run(name: str, *, control: bool, concurrency: int = 4, loglevel: str = "INFO
     # Its first pass adopts the replicas that an earlier agent of this node started.
     reconciler = ReconcileLoop(name)
     reconciler.start()
+    # Adopts trainers an earlier agent started; resumes jobs whose trainer died.
+    trainers = TrainingLoop(name)
+    trainers.start()
     log.info("node agent %s consuming %s", name, ", ".join(queues))
     worker = app.Worker(
         hostname=f"node@{name}", queues=queues, pool="threads", concurrency=concurrency,
@@ -73,4 +77,5 @@ def run(name: str, *, control: bool, concurrency: int = 4, loglevel: str = "INFO
         worker.start()
     finally:
         reconciler.stop()  # the replicas keep running: the next agent adopts them
+        trainers.stop()  # trainers stop; their jobs resume from the last checkpoint
         heartbeat.stop()

@@ -13,7 +13,9 @@ from potluck.serving import services as serving
 from potluck.serving.models import Deployment, DeploymentState
 
 DEMO_NAME = "potluck-demo"
-DEMO_ENGINE_ARGS = {"dtype": "float32", "max_model_len": 512}
+# LoRA on: fine-tuned adapters of the demo model are hot-loaded into its replica.
+DEMO_ENGINE_ARGS = {"dtype": "float32", "max_model_len": 512, "enable_lora": True,
+                    "max_lora_rank": 16}
 
 
 @transaction.atomic

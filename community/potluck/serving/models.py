@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Self
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -106,6 +107,8 @@ class Replica(models.Model):
     next_restart_at = models.DateTimeField(null=True, blank=True)
     drain_deadline = models.DateTimeField(null=True, blank=True)
     gpu_ids = models.JSONField(default=list)
+    # LoRA adapters this server holds now (loaded at run time; empty after a restart).
+    adapters = ArrayField(models.CharField(max_length=255), default=list, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     ready_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)

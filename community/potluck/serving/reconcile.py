@@ -27,7 +27,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from potluck.nodes.models import Node
-from potluck.serving import dispatch
+from potluck.serving import adapters, dispatch
 from potluck.serving import replica_supervisor as servers
 from potluck.serving.models import LIVE_REPLICA_STATES, Replica, ReplicaState
 
@@ -63,6 +63,7 @@ class NodeReconciler:
         self.seen_alive: set[uuid.UUID] = set()
         self.failed_checks: dict[uuid.UUID, int] = {}
         self.terminating: dict[uuid.UUID, float] = {}  # SIGTERM sent at (monotonic)
+        self.adapter_failures: dict[tuple[str, str], float] = {}
 
     # -- one pass ---------------------------------------------------------------------
 
@@ -141,6 +142,8 @@ class NodeReconciler:
                 seconds = (timezone.now() - replica.started_at).total_seconds()
                 log.info("replica %s of %s ready on port %s after %.0fs", replica.id,
                          replica.deployment.model.name, replica.port, seconds)
+                replica.state = ReplicaState.READY
+                adapters.sync_adapters(replica, self.adapter_failures)
         elif timezone.now() - replica.started_at > timedelta(
                 seconds=settings.SERVING_READY_TIMEOUT_SECONDS):
             servers.stop_groups([replica.pid], grace=5)
@@ -170,7 +173,9 @@ class NodeReconciler:
                     log_path=servers.log_path(row))
                 process = servers.launch(spec, row.id)
                 row.port, row.pid, row.started_at = port, process.pid, timezone.now()
-                row.save(update_fields=["port", "pid", "started_at", "updated_at"])
+                row.adapters = []  # a new server holds no adapters yet
+                row.save(update_fields=["port", "pid", "started_at", "adapters",
+                                        "updated_at"])
         except BaseException:
             if process is not None:  # never leave a server that no row knows about
                 servers.signal_group(process.pid, signal.SIGKILL)
@@ -188,6 +193,7 @@ class NodeReconciler:
             return
         if servers.answers(replica.base_url):
             self.failed_checks.pop(replica.id, None)
+            adapters.sync_adapters(replica, self.adapter_failures)
             return
         misses = self.failed_checks[replica.id] = self.failed_checks.get(replica.id, 0) + 1
         log.warning("replica %s on port %s missed a health check (%s in a row)", replica.id,

