@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 ENGINE := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 PYTEST_ARGS ?=
 
-.PHONY: run test install lint frontend clean bench-gateway
+.PHONY: run test install system-deps lint frontend clean bench-gateway bench-finetune
 
 run: install frontend
 	$(VENV)/bin/potluck up
@@ -17,7 +17,18 @@ run: install frontend
 test: install lint
 	$(VENV)/bin/potluck services run -- $(PY) -m pytest $(PYTEST_ARGS)
 
-install: $(STAMP)
+install: system-deps $(STAMP)
+
+# System programs the Python packages shell out to: xmlsec1 (SAML signatures, pysaml2).
+SYSTEM_PROGRAMS := xmlsec1
+system-deps:
+	@missing=""; for p in $(SYSTEM_PROGRAMS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null \
+		|| { echo "error: could not install$$missing; install it with your package manager"; exit 1; }; \
+	fi
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

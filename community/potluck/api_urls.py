@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
 from potluck import extensions
@@ -14,6 +14,7 @@ from potluck.accounts.api import (
     MeView,
     OrganizationViewSet,
 )
+from potluck.accounts.session_api import SessionProvidersView, SessionView
 from potluck.nodes.api import NodeViewSet
 from potluck.registry.api import ModelViewSet
 from potluck.serving.api import DeploymentViewSet, ReplicaViewSet
@@ -32,6 +33,8 @@ router.register("replicas", ReplicaViewSet, basename="replica")
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),
+    re_path(r"^session/?$", SessionView.as_view(), name="session"),
+    re_path(r"^session/providers/?$", SessionProvidersView.as_view(), name="session-providers"),
     path("extensions", ExtensionsView.as_view(), name="extensions"),
     path("usage", UsageViewSet.as_view({"get": "report"}), name="usage"),
     *router.urls,

@@ -18,6 +18,8 @@ BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = env.data_dir()
 
 SECRET_KEY = env.secret_key(DATA_DIR)
+# Earlier keys, still accepted (sessions, signed values, secrets encrypted at rest).
+SECRET_KEY_FALLBACKS = env.env_list("POTLUCK_SECRET_KEY_FALLBACKS", [])
 DEBUG = env.env_bool("POTLUCK_DEBUG", False)
 ALLOWED_HOSTS = env.env_list("POTLUCK_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.env_list("POTLUCK_CSRF_TRUSTED_ORIGINS", [])
@@ -146,6 +148,9 @@ SERVING_RESTART_BACKOFF_MAX_SECONDS = env.env_int("POTLUCK_SERVING_RESTART_BACKO
 SERVING_REPLICA_BIND_HOST = env.env_str("POTLUCK_REPLICA_BIND_HOST", "127.0.0.1")
 SERVING_REPLICA_PORTS = env.env_str("POTLUCK_REPLICA_PORTS", "8100-8999")
 SERVING_CPU_KVCACHE_GIB = env.env_int("POTLUCK_VLLM_CPU_KVCACHE_SPACE", 1)
+
+# Nameservers for SSO domain verification (empty: the system resolver).
+SSO_DNS_NAMESERVERS = env.env_list("POTLUCK_SSO_DNS_NAMESERVERS", [])
 
 # Fine-tuning
 # Trainer processes a node runs at once (each uses the node's CPU or one GPU).
