@@ -14,6 +14,7 @@ from potluck import __version__, env
 from potluck.cli.accounts import keys, orgs, users
 from potluck.cli.context import CliError, setup_django
 from potluck.cli.doctor import doctor
+from potluck.cli.finetune import fine_tunes
 from potluck.cli.models import models
 from potluck.cli.serving import deploy, ps, scale, stop_replicas, undeploy
 
@@ -178,6 +179,7 @@ cli.add_command(deploy)
 cli.add_command(scale)
 cli.add_command(undeploy)
 cli.add_command(ps)
+cli.add_command(fine_tunes)
 cli.add_command(stop_replicas)
 
 

@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``potluck fine-tunes``: list, watch (a live progress bar) and cancel fine-tuning jobs.
+
+Jobs are created with the OpenAI SDK or the API (they need an uploaded dataset); the
+CLI is for the operator who wants to see them train.
+"""
+
+from __future__ import annotations
+
+import time
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Column, Table
+
+from potluck.cli.accounts import find_org
+from potluck.cli.context import CliError, needs_django
+
+console = Console()
+
+
+@click.group("fine-tunes")
+def fine_tunes() -> None:
+    """Fine-tuning jobs: list, watch live, cancel."""
+
+
+@fine_tunes.command("list")
+@click.option("--org", "org_name", required=True, help="Organization slug or name.")
+@needs_django
+def list_jobs(org_name: str) -> None:
+    """An organization's jobs, newest first."""
+    from potluck.finetune import services
+
+    table = Table("model", "status", "fine-tuned model", "created")
+    table.columns.insert(0, Column("id", no_wrap=True, min_width=30))
+    for job in services.list_jobs(find_org(org_name)).order_by("-created_at")[:50]:
+        table.add_row(job.id, job.model_name, job.status, job.fine_tuned_model or "-",
+                      job.created_at.strftime("%Y-%m-%d %H:%M"))
+    console.print(table)
+
+
+@fine_tunes.command()
+@click.argument("job_id")
+@click.option("--org", "org_name", required=True, help="Organization slug or name.")
+@needs_django
+def watch(job_id: str, org_name: str) -> None:
+    """Follow a job until it ends: progress, loss, ETA; exit 1 if it fails."""
+    from potluck.finetune import services
+
+    org = find_org(org_name)
+    job = services.get_job(org, job_id)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                  TimeRemainingColumn(), console=console) as progress:
+        task = progress.add_task(job.status, total=None, info="")
+        while True:
+            job = services.get_job(org, job_id)
+            latest = services.job_events(job).filter(type="metrics").order_by(
+                "-created_at").first()
+            if latest is not None and latest.data:
+                data = latest.data
+                info = f"loss {data.get('train_loss', 0):.3f}"
+                if data.get("valid_loss") is not None:
+                    info += f" · valid {data['valid_loss']:.3f}"
+                progress.update(task, total=data.get("total_steps"),
+                                completed=data.get("step", 0), info=info)
+            progress.update(task, description=job.status)
+            if job.is_terminal:
+                break
+            time.sleep(1)
+    if job.status == "succeeded":
+        click.echo(job.fine_tuned_model)
+    elif job.status == "failed":
+        raise CliError(f"{job.id} failed: {(job.error or {}).get('message', 'no reason')}")
+    else:
+        click.echo(f"{job.id} {job.status}")
+
+
+@fine_tunes.command()
+@click.argument("job_id")
+@click.option("--org", "org_name", required=True, help="Organization slug or name.")
+@needs_django
+def cancel(job_id: str, org_name: str) -> None:
+    """Cancel a job (a running trainer stops within a step)."""
+    from potluck.finetune import services
+
+    job = services.cancel_job(find_org(org_name), job_id)
+    click.echo(f"{job.id} {'cancelling' if job.status == 'running' else job.status}")
