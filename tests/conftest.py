@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -122,15 +123,26 @@ def demo_model_dir() -> Path:
 
 @pytest.fixture
 def reaper(live_env) -> Iterator[set[int]]:
-    """Process groups to kill after the test: agents, and every replica it recorded."""
+    """Process groups to kill after the test: agents, every replica and trainer it recorded,
+    and any process working in the test's data dir."""
     from live_agent import group_members, kill_group
     from waiting import wait_for
 
     groups: set[int] = set()
     yield groups
+    import psutil
+
+    from potluck.finetune.models import FineTuningJob
     from potluck.serving.models import Replica
 
     groups.update(Replica.objects.exclude(pid=None).values_list("pid", flat=True))
+    groups.update(FineTuningJob.objects.exclude(pid=None).values_list("pid", flat=True))
+    data_dir = live_env["POTLUCK_DATA_DIR"]
+    for proc in psutil.process_iter(["pid", "cmdline"]):  # trainers an agent started
+        if any(data_dir in arg for arg in proc.info["cmdline"] or []):
+            groups.add(proc.pid)
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
     for pgid in groups:
         kill_group(pgid)
     wait_for(lambda: not group_members(groups), 30, "the test's processes to be gone")
