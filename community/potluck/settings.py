@@ -245,6 +245,10 @@ CELERY_BEAT_SCHEDULE = {
                          "options": {"expires": 10}},
     "files-delete-expired": {"task": "potluck.files.delete_expired", "schedule": 60.0,
                              "options": {"expires": 120}},
+    "batches-resume-stalled": {"task": "potluck.batches.resume_stalled", "schedule": 15.0,
+                               "options": {"expires": 30, "queue": "potluck.jobs"}},
+    "batches-expire": {"task": "potluck.batches.expire", "schedule": 60.0,
+                       "options": {"expires": 120, "queue": "potluck.jobs"}},
     "finetune-schedule": {"task": "potluck.finetune.schedule", "schedule": 3.0,
                           "options": {"expires": 10, "queue": "potluck.jobs"}},
 }

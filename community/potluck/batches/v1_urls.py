@@ -3,4 +3,13 @@
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from potluck.batches import api
+
+urlpatterns = [
+    path("batches", api.BatchListView.as_view(), name="v1-batches"),
+    path("batches/<str:batch_id>", api.BatchDetailView.as_view(), name="v1-batch"),
+    path("batches/<str:batch_id>/cancel", api.BatchCancelView.as_view(),
+         name="v1-batch-cancel"),
+]

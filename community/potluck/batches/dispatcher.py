@@ -1,0 +1,335 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Sends a batch's lines to the READY replicas serving their models, a few at a time.
+
+One asyncio loop per running batch (in the Celery worker thread that runs it): up to
+``POTLUCK_BATCH_CONCURRENCY`` lines in flight over one pooled aiohttp session. Routing
+is the gateway's: the org's own model of a name first, then a public one; an adapter
+goes to its base model's replicas; the least busy READY replica first. A connection
+failure, 502 or 503 is retried on another replica (or the same one when it is the only
+one) up to ``POTLUCK_BATCH_MAX_ATTEMPTS`` sends.
+
+Database work runs on two helper threads, so the loop never blocks on Postgres: one
+reads the input and writes results, the other renews the lease and refreshes progress
+(a slow heartbeat query never holds up a write). Each finished line goes to a
+writer that appends its usage record, then commits its result row: a crash between
+the two re-runs the line, and the usage record's fixed request id keeps it counted once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import aiohttp
+import orjson
+from django.conf import settings
+from django.db import connections
+from django.utils import timezone
+from redis.asyncio import Redis
+
+from potluck import extensions
+from potluck.batches import conf, lease, results
+from potluck.batches import input as batch_input
+from potluck.batches.models import Batch, BatchStatus
+from potluck.batches.results import Outcome
+from potluck.files.models import StoredFile
+from potluck.gateway.catalog import Catalog, load_snapshot
+from potluck.gateway.usage_writer import UsageWriter
+from potluck.openai_api.base import error_body
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RETRYABLE_STATUS = frozenset({502, 503})
+READ_AHEAD = 256  # input lines read per trip to the helper thread
+WRITE_GROUP = 256  # most results committed in one transaction
+WRITE_TRIES = 5
+NO_REPLICA_PAUSE = 1.0
+# Set when this worker process is shutting down (see potluck.batches.tasks): runs stop
+# taking lines, finish those in flight and hand their batch back at once.
+WORKER_SHUTTING_DOWN = threading.Event()
+
+
+class Stop:
+    """Why a run stopped taking lines (None: it ran out of lines)."""
+
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    LEASE_LOST = "lease_lost"
+    SHUTDOWN = "worker_shutdown"
+    ERROR = "error"
+
+
+class Dispatcher:
+    def __init__(self, batch: Batch, token: str, stored: StoredFile) -> None:
+        self.batch = batch
+        self.token = token
+        self.stored = stored
+        self.organization_id = str(batch.organization_id)
+        self.api_key_id = str(batch.api_key_id) if batch.api_key_id else None
+        self.endpoint_name = results.ENDPOINT_NAMES[batch.endpoint]
+        self.catalog = Catalog()
+        self.reason: str | None = None
+        self.sent = 0  # HTTP requests made, retries included
+
+    # -- entry point ----------------------------------------------------------------
+    def run(self) -> str | None:
+        """Send every line that has no result yet; None when all did, else why it stopped."""
+        return asyncio.run(self._main())
+
+    async def _main(self) -> str | None:
+        self.stopping = asyncio.Event()
+        self.outcomes: asyncio.Queue[Outcome | None] = asyncio.Queue()
+        self.helper = ThreadPoolExecutor(1, thread_name_prefix=f"{self.batch.pk}-db")
+        self.watcher = ThreadPoolExecutor(1, thread_name_prefix=f"{self.batch.pk}-lease")
+        try:
+            done = await self._call(results.recorded_lines, self.batch.pk)
+            await self._refresh_catalog()
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=5,
+                                            sock_read=conf.read_timeout())
+            redis = Redis.from_url(settings.REDIS_URL, socket_timeout=5,
+                                   socket_connect_timeout=2)
+            self.usage = UsageWriter(redis, settings.DATA_DIR / "spool")
+            async with aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+                    timeout=timeout, skip_auto_headers=("User-Agent",)) as self.http:
+                writer = asyncio.create_task(self._write_results())
+                heartbeat = asyncio.create_task(self._heartbeat())
+                try:
+                    await self._dispatch(done)
+                finally:
+                    await self.outcomes.put(None)
+                    await writer
+                    heartbeat.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await heartbeat
+                    with contextlib.suppress(Exception):
+                        await self.usage.replay()
+                    await redis.aclose()
+        finally:
+            await self._call(connections.close_all)
+            await self._watch(connections.close_all)
+            self.helper.shutdown(wait=True)
+            self.watcher.shutdown(wait=True)
+        return self.reason
+
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.helper, functools.partial(function, *args))
+
+    async def _watch(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.watcher, functools.partial(function, *args))
+
+    def _halt(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+            log.info("batch %s: stops taking lines (%s)", self.batch.pk, reason)
+        self.stopping.set()
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep, or less if the run is stopping; True if it is."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        return self.stopping.is_set()
+
+    # -- dispatching ------------------------------------------------------------------
+    async def _dispatch(self, done: set[int]) -> None:
+        slots = asyncio.Semaphore(conf.concurrency())
+        running: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            slots.release()
+
+        lines = batch_input.read_lines(self.stored)
+        try:
+            while not self.stopping.is_set():
+                chunk = await self._call(_take, lines, READ_AHEAD)
+                if not chunk:
+                    break
+                for line in chunk:
+                    if line.number in done:
+                        continue
+                    await slots.acquire()
+                    if self.stopping.is_set():
+                        slots.release()
+                        break
+                    task = asyncio.create_task(self._run_line(line))
+                    running.add(task)
+                    task.add_done_callback(finished)
+            if running:  # in-flight lines finish, even when stopping
+                await asyncio.wait(set(running))
+        finally:
+            await self._call(lines.close)
+
+    async def _run_line(self, line: batch_input.InputLine) -> None:
+        try:
+            outcome = await self._send(line)
+        except Exception:  # a bug must not lose the line silently: it gets an error result
+            log.exception("batch %s line %s failed unexpectedly", self.batch.pk, line.number)
+            outcome = Outcome(line=line.number, custom_id=line.custom_id, model=line.model,
+                              error_code="internal_error", usage_status=500,
+                              error_message="The request failed inside Potluck.")
+        if outcome is not None:
+            await self.outcomes.put(outcome)
+
+    async def _send(self, line: batch_input.InputLine) -> Outcome | None:
+        """The line's outcome; None if the run stopped while no replica could take it."""
+        started = time.perf_counter()
+        outcome = Outcome(line=line.number, custom_id=line.custom_id, model=line.model)
+        body = line.body
+        if len(extensions.request_policies):
+            call = extensions.GatewayCall(self.organization_id, self.api_key_id, line.model,
+                                          self.endpoint_name, body)
+            try:
+                body = extensions.run_before_policies(call)
+            except extensions.PolicyRejection as rejection:
+                outcome.status_code = rejection.status
+                outcome.body = error_body(str(rejection), status=rejection.status,
+                                          code=rejection.code)
+                return outcome
+        payload = orjson.dumps(body)
+        headers = {"content-type": "application/json",
+                   "x-request-id": results.request_id(self.batch.pk, line.number)}
+        tried: set[str] = set()
+        max_attempts = conf.max_attempts()
+        while outcome.attempts < max_attempts:
+            entry = self.catalog.resolve(line.model, self.organization_id)
+            if entry is None:
+                outcome.error_code = "model_not_found"
+                outcome.error_message = (f"The model '{line.model}' does not exist or is not "
+                                         "served to this organization.")
+                outcome.usage_status = 404
+                return outcome
+            replica = self.catalog.pick(entry, tried) or self.catalog.pick(entry, set())
+            if replica is None:  # deployed, but no READY replica now: wait for one
+                if await self._pause(NO_REPLICA_PAUSE):
+                    return None
+                continue
+            outcome.attempts += 1
+            tried.add(replica.id)
+            replica.in_flight += 1
+            self.sent += 1
+            try:
+                async with self.http.post(replica.url + self.batch.endpoint, data=payload,
+                                          headers=headers) as response:
+                    raw = await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                outcome.status_code, outcome.body = None, None
+                outcome.error_code = "replica_unreachable"
+                outcome.error_message = (f"No replica of '{line.model}' answered "
+                                         f"({exc.__class__.__name__}) in "
+                                         f"{outcome.attempts} attempt(s).")
+                outcome.usage_status = 502
+                outcome.replica_id = replica.id
+                await self._pause(min(0.5 * outcome.attempts, 5.0))
+                continue
+            finally:
+                replica.in_flight -= 1
+            outcome.status_code, outcome.body = status, _parse(raw)
+            outcome.error_code = outcome.error_message = ""
+            outcome.replica_id = replica.id
+            if status in RETRYABLE_STATUS:
+                await self._pause(min(0.5 * outcome.attempts, 5.0))
+                continue
+            break
+        if outcome.status_code == 200:
+            outcome.read_usage()
+            if len(extensions.request_policies) and isinstance(outcome.body, dict):
+                call = extensions.GatewayCall(self.organization_id, self.api_key_id,
+                                              line.model, self.endpoint_name, {})
+                outcome.body = extensions.run_after_policies(call, outcome.body)
+        outcome.latency_ms = (time.perf_counter() - started) * 1e3
+        return outcome
+
+    # -- recording --------------------------------------------------------------------
+    async def _write_results(self) -> None:
+        """Usage records first, then the result rows, in groups of what has finished."""
+        while True:
+            first = await self.outcomes.get()
+            group = [] if first is None else [first]
+            ended = first is None
+            while not ended and len(group) < WRITE_GROUP and not self.outcomes.empty():
+                item = self.outcomes.get_nowait()
+                if item is None:
+                    ended = True
+                else:
+                    group.append(item)
+            if group and self.reason != Stop.ERROR:
+                try:
+                    await self._record(group)
+                except Exception:
+                    log.exception("batch %s: could not record %d results; a later run "
+                                  "sends them again", self.batch.pk, len(group))
+                    self._halt(Stop.ERROR)
+            if ended:
+                return
+
+    async def _record(self, group: list[Outcome]) -> None:
+        for outcome in group:
+            event = outcome.usage_event(self.batch.pk, self.organization_id, self.api_key_id,
+                                        self.batch.endpoint)
+            if event is not None:
+                await self.usage.record(event)
+        for attempt in range(1, WRITE_TRIES + 1):
+            try:
+                await self._call(results.record, self.batch.pk, group)
+                return
+            except Exception:
+                if attempt == WRITE_TRIES:
+                    raise
+                log.warning("batch %s: writing results failed (try %d)", self.batch.pk,
+                            attempt, exc_info=True)
+                await self._call(connections.close_all)
+                await asyncio.sleep(attempt)
+
+    # -- lease, cancellation, expiry --------------------------------------------------
+    async def _heartbeat(self) -> None:
+        interval = conf.heartbeat_seconds()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                state = await self._watch(lease.renew, self.batch.pk, self.token)
+            except Exception:  # a database blip: the lease has time to spare
+                log.warning("batch %s: lease renewal failed", self.batch.pk, exc_info=True)
+                await self._watch(connections.close_all)
+                continue
+            if state is None:
+                self._halt(Stop.LEASE_LOST)
+                return
+            status, expires_at = state
+            if WORKER_SHUTTING_DOWN.is_set():
+                self._halt(Stop.SHUTDOWN)
+            elif status == BatchStatus.CANCELLING:
+                self._halt(Stop.CANCELLED)
+            elif timezone.now() >= expires_at:
+                self._halt(Stop.EXPIRED)
+            try:
+                await self._watch(results.refresh_counts, self.batch.pk)
+                await self._refresh_catalog()
+            except Exception:
+                log.warning("batch %s: progress refresh failed", self.batch.pk, exc_info=True)
+
+    async def _refresh_catalog(self) -> None:
+        self.catalog.replace(await self._watch(load_snapshot))
+
+
+def _take(lines: Iterator[batch_input.InputLine], count: int) -> list[batch_input.InputLine]:
+    return list(itertools.islice(lines, count))
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", "replace")

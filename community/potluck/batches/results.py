@@ -1,0 +1,114 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Each line's outcome: its result row (written once) and its usage record.
+
+The usage record of a line has a request id derived from (batch, line), so a line that
+is run again after a crash (its answer was not recorded in time) is still counted
+once: the roll-up inserts by request id and ignores the second record.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Q, Sum
+
+from potluck.batches.models import Batch, BatchResult
+from potluck.usage.stream import MAX_MODEL, UsageEvent
+
+# The usage stream's endpoint names, by batch endpoint.
+ENDPOINT_NAMES = {
+    "/v1/chat/completions": "chat.completions",
+    "/v1/completions": "completions",
+    "/v1/embeddings": "embeddings",
+}
+SUCCEEDED = Q(status_code__gte=200, status_code__lt=300)
+FAILED = Q(status_code__isnull=True) | Q(status_code__lt=200) | Q(status_code__gte=300)
+
+
+def request_id(batch_id: str, line: int) -> str:
+    """``batch_req_<batch>_<line>``: the line's id in the output file and in usage."""
+    return f"batch_req_{batch_id.removeprefix('batch_')}_{line}"
+
+
+@dataclass
+class Outcome:
+    """A line's final outcome: an answer (``status_code``), or why there is none."""
+
+    line: int
+    custom_id: str
+    model: str
+    status_code: int | None = None
+    body: Any = None
+    error_code: str = ""
+    error_message: str = ""
+    # The status a usage record shows for a line that got no answer (None: no record).
+    usage_status: int | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    replica_id: str | None = None
+    attempts: int = 0
+
+    def read_usage(self) -> None:
+        usage = self.body.get("usage") if isinstance(self.body, dict) else None
+        if isinstance(usage, dict):
+            self.prompt_tokens = _count(usage.get("prompt_tokens"))
+            self.completion_tokens = _count(usage.get("completion_tokens"))
+
+    def usage_event(self, batch_id: str, organization_id: str, api_key_id: str | None,
+                    endpoint: str) -> UsageEvent | None:
+        status = self.status_code if self.status_code is not None else self.usage_status
+        if status is None:
+            return None
+        model = self.model if 0 < len(self.model) <= MAX_MODEL and "\x00" not in self.model \
+            else "-"
+        return UsageEvent(
+            request_id=request_id(batch_id, self.line), organization_id=organization_id,
+            api_key_id=api_key_id, model=model, endpoint=ENDPOINT_NAMES[endpoint],
+            status=status, stream=False, prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens, latency_ms=self.latency_ms,
+            ttft_ms=None, replica_id=self.replica_id, created_at=time.time())
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def recorded_lines(batch_id: str) -> set[int]:
+    return set(BatchResult.objects.filter(batch_id=batch_id).values_list("line", flat=True))
+
+
+def record(batch_id: str, outcomes: list[Outcome]) -> None:
+    """Write result rows; a line that already has one keeps it (a re-run's duplicate)."""
+    BatchResult.objects.bulk_create([
+        BatchResult(batch_id=batch_id, line=o.line, custom_id=o.custom_id,
+                    request_id=request_id(batch_id, o.line), model=o.model[:MAX_MODEL],
+                    status_code=o.status_code, body=o.body, error_code=o.error_code,
+                    error_message=o.error_message, prompt_tokens=o.prompt_tokens,
+                    completion_tokens=o.completion_tokens, latency_ms=o.latency_ms,
+                    replica_id=o.replica_id, attempts=o.attempts)
+        for o in outcomes], ignore_conflicts=True)
+
+
+def refresh_counts(batch_id: str) -> None:
+    """Set the batch's request counts and token totals from its result rows."""
+    totals = BatchResult.objects.filter(batch_id=batch_id).aggregate(
+        completed=Count("pk", filter=SUCCEEDED), failed=Count("pk", filter=FAILED),
+        input_tokens=Sum("prompt_tokens", default=0),
+        output_tokens=Sum("completion_tokens", default=0))
+    Batch.objects.filter(pk=batch_id).update(
+        request_completed=totals["completed"], request_failed=totals["failed"],
+        input_tokens=totals["input_tokens"], output_tokens=totals["output_tokens"])
+
+
+def output_line(result: BatchResult) -> dict[str, Any]:
+    """One line of the output or error file, in OpenAI's shape."""
+    if result.status_code is not None:
+        return {"id": result.request_id, "custom_id": result.custom_id,
+                "response": {"status_code": result.status_code,
+                             "request_id": result.request_id, "body": result.body},
+                "error": None}
+    return {"id": result.request_id, "custom_id": result.custom_id, "response": None,
+            "error": {"code": result.error_code, "message": result.error_message}}

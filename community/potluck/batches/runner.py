@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Runs one batch to its end, under a lease: validate, send the lines, write the files.
+
+``run_batch`` is what the Celery task calls. It is safe to call any number of times, from
+any worker: only the holder of the lease works on a batch, and a new run continues
+where the last one stopped (lines with a result are never sent again).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+from potluck.batches import finalize, lease
+from potluck.batches import input as batch_input
+from potluck.batches.dispatcher import Dispatcher, Stop
+from potluck.batches.models import TERMINAL, Batch, BatchStatus
+from potluck.errors import NotFound
+from potluck.files import services as files
+
+log = logging.getLogger(__name__)
+
+# A run that keeps finding lines without results after its dispatcher said it was done
+# gives up after this many passes (and the periodic resume tries again later).
+MAX_PASSES = 3
+
+
+def run_batch(batch_id: str) -> str:
+    """Work on the batch until it ends or this runner must stop; returns what happened."""
+    token = lease.new_token()
+    batch = lease.claim(batch_id, token)
+    if batch is None:
+        return "not claimed"  # finished, or a live runner has it
+    try:
+        return _drive(batch, token)
+    except lease.LeaseLost:
+        log.warning("batch %s: lease lost; another runner continues", batch_id)
+        return "lease lost"
+    finally:
+        lease.release(batch_id, token)
+        close_old_connections()
+
+
+def _drive(batch: Batch, token: str) -> str:
+    passes = 0
+    while True:
+        batch.refresh_from_db()
+        status = batch.status
+        if status in TERMINAL:
+            return status  # ending it released the lease
+        if batch.lease_owner != token:
+            raise lease.LeaseLost(batch.pk)
+        expired = timezone.now() >= batch.expires_at
+        if status in (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS) and expired:
+            finalize.mark_expired_lines(batch)
+            finalize.finish(batch, token, BatchStatus.EXPIRED)
+        elif status == BatchStatus.VALIDATING:
+            _validate(batch, token)
+        elif status == BatchStatus.IN_PROGRESS:
+            passes += 1
+            stopped = _send_lines(batch, token)
+            if stopped in (Stop.LEASE_LOST, Stop.ERROR, Stop.SHUTDOWN):
+                return stopped
+            if stopped is None:
+                try:
+                    finalize.begin_finalizing(batch, token)
+                except finalize.Incomplete:
+                    if passes >= MAX_PASSES:
+                        log.error("batch %s: lines still without results after %d passes",
+                                  batch.pk, passes)
+                        return "incomplete"
+        elif status == BatchStatus.FINALIZING:
+            finalize.finish(batch, token, BatchStatus.COMPLETED)
+        elif status == BatchStatus.CANCELLING:
+            finalize.finish(batch, token, BatchStatus.CANCELLED)
+
+
+def _validate(batch: Batch, token: str) -> None:
+    try:
+        stored = files.get_file(batch.organization, batch.input_file_id)
+    except NotFound:
+        finalize.fail(batch, token, [_file_gone(batch)])
+        return
+    finalize.start(batch, token, batch_input.check_input(stored, batch.endpoint))
+
+
+def _send_lines(batch: Batch, token: str) -> str | None:
+    try:
+        stored = files.get_file(batch.organization, batch.input_file_id)
+    except NotFound:
+        finalize.fail(batch, token, [_file_gone(batch)])
+        return "failed"
+    dispatcher = Dispatcher(batch, token, stored)
+    stopped = dispatcher.run()
+    log.info("batch %s: %d requests sent this run (%s)", batch.pk, dispatcher.sent,
+             stopped or "all lines done")
+    return stopped
+
+
+def _file_gone(batch: Batch) -> dict[str, object]:
+    return {"code": "file_not_found", "param": "input_file_id", "line": None,
+            "message": f"The input file {batch.input_file_id} no longer exists."}
