@@ -9,18 +9,22 @@ STAMP := $(VENV)/.installed
 ENGINE := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 PYTEST_ARGS ?=
 
-.PHONY: run test install system-deps lint frontend clean bench-gateway bench-finetune
+.PHONY: run test install system-deps lint frontend frontend-test clean bench-gateway bench-finetune
 
 run: install frontend
 	$(VENV)/bin/potluck up
 
-test: install lint
+test: install lint frontend-test
 	$(VENV)/bin/potluck services run -- $(PY) -m pytest $(PYTEST_ARGS)
+
+# The console's component tests (Vitest); its browser test runs in pytest (tests/e2e).
+frontend-test:
+	cd frontend && npm ci --no-audit --no-fund && npx vitest run
 
 install: system-deps $(STAMP)
 
-# System programs the Python packages shell out to: xmlsec1 (SAML signatures, pysaml2).
-SYSTEM_PROGRAMS := xmlsec1
+# System programs: xmlsec1 (SAML signatures, pysaml2) and chromium (the console's browser tests).
+SYSTEM_PROGRAMS := xmlsec1 chromium
 system-deps:
 	@missing=""; for p in $(SYSTEM_PROGRAMS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

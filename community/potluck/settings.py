@@ -222,6 +222,11 @@ STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every start otherwise
 WHITENOISE_USE_FINDERS = True
+# The console (frontend/, built by `make run` into frontend/dist): its assets are served under
+# /static/console/ and its index.html by potluck.console for "/" and the client-side routes.
+CONSOLE_DIST_DIR = Path(env.env_str("POTLUCK_CONSOLE_DIR")
+                        or BASE_DIR.parent.parent / "frontend" / "dist").resolve()
+STATICFILES_DIRS = [("console", CONSOLE_DIST_DIR)] if CONSOLE_DIST_DIR.is_dir() else []
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import AllowAny
 
-from potluck import health, views
+from potluck import console, health
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", console.console, name="home"),
+    re_path(console.ROUTE_PATTERN, console.console, name="console"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -26,7 +26,10 @@ class UsageQuerySerializer(serializers.Serializer):
     start = serializers.DateField(required=False, help_text="First day (UTC), ISO date.")
     end = serializers.DateField(required=False, help_text="Last day (UTC), inclusive.")
     group_by = serializers.CharField(required=False, default="day",
-                                     help_text="Comma-separated: day, model, key.")
+                                     help_text="Comma-separated: day, hour, model, key.")
+    since = serializers.DateTimeField(
+        required=False, help_text="Only records at or after this time (e.g. the last hour); "
+        "the report starts on its day.")
     model = serializers.CharField(required=False, max_length=200)
     key = serializers.UUIDField(required=False, help_text="Only this API key's usage.")
 
@@ -40,6 +43,9 @@ class UsageQuerySerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         end = attrs.get("end") or timezone.now().date()
+        since = attrs.get("since")
+        if since is not None and "start" not in attrs:
+            attrs["start"] = since.astimezone(UTC).date()
         start = attrs.get("start") or end - timedelta(days=DEFAULT_DAYS - 1)
         if start > end:
             raise serializers.ValidationError({"start": ["start is after end"]})
@@ -52,7 +58,7 @@ class UsageQuerySerializer(serializers.Serializer):
         data = self.validated_data
         return selectors.UsageQuery(start=data["start"], end=data["end"],
                                     group_by=data["group_by"], model=data.get("model"),
-                                    api_key_id=data.get("key"))
+                                    api_key_id=data.get("key"), since=data.get("since"))
 
 
 class UsageRowSerializer(serializers.Serializer):

@@ -10,12 +10,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import Aggregate, Count, F, FloatField, Q, Sum
-from django.db.models.functions import TruncDate
+from django.db.models.functions import TruncDate, TruncHour
 
 from potluck.accounts.models import ApiKey, Organization
 from potluck.usage.models import UsageRecord
 
-GROUPS = ("day", "model", "key")
+GROUPS = ("day", "hour", "model", "key")
 PERCENTILES = {"latency_p50_ms": 0.5, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
 METRICS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors",
            *PERCENTILES)
@@ -41,6 +41,7 @@ class UsageQuery:
     group_by: Sequence[str] = ("day",)
     model: str | None = None
     api_key_id: uuid.UUID | None = None
+    since: datetime | None = None  # a finer start within ``start`` (e.g. the last hour)
 
 
 def usage_report(organization: Organization, query: UsageQuery) -> list[dict[str, Any]]:
@@ -49,12 +50,15 @@ def usage_report(organization: Organization, query: UsageQuery) -> list[dict[str
         created_at__gte=datetime.combine(query.start, time.min, tzinfo=UTC),
         created_at__lt=datetime.combine(query.end + timedelta(days=1), time.min, tzinfo=UTC),
     )
+    if query.since is not None:
+        records = records.filter(created_at__gte=query.since)
     if query.model is not None:
         records = records.filter(model=query.model)
     if query.api_key_id is not None:
         records = records.filter(api_key_id=query.api_key_id)
     groups = list(query.group_by)
-    expressions = {"day": TruncDate("created_at", tzinfo=UTC), "key": F("api_key_id")}
+    expressions = {"day": TruncDate("created_at", tzinfo=UTC),
+                   "hour": TruncHour("created_at", tzinfo=UTC), "key": F("api_key_id")}
     rows = list(
         records.order_by()
         .values(*[g for g in groups if g not in expressions],  # "model" is a column already
@@ -74,8 +78,9 @@ def usage_report(organization: Organization, query: UsageQuery) -> list[dict[str
         row["total_tokens"] = row["prompt_tokens"] + row["completion_tokens"]
         for name in PERCENTILES:
             row[name] = round(row[name], 3)
-        if "day" in row:
-            row["day"] = row["day"].isoformat()
+        for name in ("day", "hour"):
+            if name in row:
+                row[name] = row[name].isoformat()
         if "key" in groups:
             key = row["key"]
             row["key"] = str(key) if key else None

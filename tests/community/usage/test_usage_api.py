@@ -153,3 +153,18 @@ def test_reading_usage_needs_the_read_capability(org, other_org, client_for, use
     from rest_framework.test import APIClient
 
     assert APIClient().get("/api/usage").status_code in (401, 403)
+
+
+def test_the_last_hour_by_hour(org, client_for):
+    now = timezone.now()
+    record(org, at=now - timedelta(minutes=10), prompt=7, completion=3)
+    record(org, at=now - timedelta(minutes=50), prompt=1, completion=1)
+    record(org, at=now - timedelta(hours=3), prompt=100, completion=100)  # too old
+    since = (now - timedelta(hours=1)).isoformat()
+    body = client_for(org, ["read"]).get("/api/usage", {"since": since,
+                                                        "group_by": "hour"}).json()
+    assert body["start"] == (now - timedelta(hours=1)).date().isoformat()
+    assert sum(r["requests"] for r in body["rows"]) == 2
+    assert sum(r["total_tokens"] for r in body["rows"]) == 12
+    hours = [datetime.fromisoformat(r["hour"]) for r in body["rows"]]
+    assert hours == sorted(hours) and all(h.minute == 0 and h.tzinfo for h in hours)

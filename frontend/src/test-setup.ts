@@ -1,0 +1,2 @@
+// SPDX-License-Identifier: Apache-2.0
+import "@testing-library/jest-dom/vitest";
