@@ -60,5 +60,9 @@ bench-gateway: install
 	POTLUCK_DATA_DIR=$(CURDIR)/$(BENCH_DIR) $(VENV)/bin/potluck services run -- \
 		$(PY) bench/gateway/run.py && rm -rf $(BENCH_DIR)
 
+# Potluck's fine-tuning trainer vs a plain peft script (tokens/s); see bench/finetune/README.md.
+bench-finetune: install
+	$(PY) bench/finetune/run.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -155,8 +155,9 @@ SSO_DNS_NAMESERVERS = env.env_list("POTLUCK_SSO_DNS_NAMESERVERS", [])
 # Fine-tuning
 # Trainer processes a node runs at once (each uses the node's CPU or one GPU).
 FINETUNE_SLOTS_PER_NODE = env.env_int("POTLUCK_FINETUNE_SLOTS_PER_NODE", 1)
-FINETUNE_LORA_LEARNING_RATE = float(env.env_str("POTLUCK_FINETUNE_LORA_LR", "1e-3"))
-FINETUNE_FULL_LEARNING_RATE = float(env.env_str("POTLUCK_FINETUNE_FULL_LR", "1e-4"))
+# Base learning rates ("auto" multiplies them by 1); 0: chosen by the model's size.
+FINETUNE_LORA_LEARNING_RATE = float(env.env_str("POTLUCK_FINETUNE_LORA_LR", "0"))
+FINETUNE_FULL_LEARNING_RATE = float(env.env_str("POTLUCK_FINETUNE_FULL_LR", "0"))
 FINETUNE_MAX_SEQ_LEN = env.env_int("POTLUCK_FINETUNE_MAX_SEQ_LEN", 1024)
 FINETUNE_CHECKPOINT_EVERY_STEPS = env.env_int("POTLUCK_FINETUNE_CHECKPOINT_EVERY", 50)
 # The "full" method copies every weight: only for small models.

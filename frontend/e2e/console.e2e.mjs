@@ -171,7 +171,7 @@ try {
     await page.getByLabel("Suffix", { exact: true }).fill("owl");
     await page.getByLabel("Epochs", { exact: true }).fill("8");
     await page.getByLabel("Batch size", { exact: true }).fill("4");
-    await page.getByLabel("Learning rate multiplier", { exact: true }).fill("5");
+    await page.getByLabel("Learning rate multiplier", { exact: true }).fill("1");
     await page.getByRole("button", { name: "Start fine-tuning" }).click();
     const chart = page.getByTestId("loss-chart");
     await chart.waitFor({ timeout: 180_000 });

@@ -98,9 +98,28 @@ def clean_adapter(raw: Any) -> tuple[str, dict[str, Any]]:
                                "dropout": float(dropout), "target_modules": modules}
 
 
-def resolve(requested: dict[str, Any], *, examples: int, method: str) -> dict[str, Any]:
+# (weights at least this size → base learning rate), largest first: smaller models
+# take larger steps. Measured on the demo model (13 MiB): LoRA r=8 learns a phrase in
+# 100 steps at 5e-3 (3e-3..1e-2 work, 2e-2 diverges); full at 1e-3 in 60 steps.
+LORA_RATES = ((2**30, 2e-4), (100 * 2**20, 1e-3), (0, 5e-3))
+FULL_RATES = ((2**30, 1e-5), (100 * 2**20, 1e-4), (0, 1e-3))
+
+
+def base_learning_rate(method: str, weights_bytes: int) -> float:
+    """The operator's fixed rate when set (POTLUCK_FINETUNE_LORA_LR / _FULL_LR), else by size."""
+    fixed = (settings.FINETUNE_LORA_LEARNING_RATE if method == Method.LORA
+             else settings.FINETUNE_FULL_LEARNING_RATE)
+    if fixed:
+        return fixed
+    table = LORA_RATES if method == Method.LORA else FULL_RATES
+    return next(rate for floor, rate in table if weights_bytes >= floor)
+
+
+def resolve(requested: dict[str, Any], *, examples: int, method: str,
+            weights_bytes: int) -> dict[str, Any]:
     """Concrete numbers for the trainer: small datasets get more epochs, large ones bigger
-    batches; the learning rate is the method's base rate times the multiplier."""
+    batches; the learning rate is the base rate for the method and model size times the
+    multiplier."""
     batch_size = requested.get("batch_size", "auto")
     if batch_size == "auto":
         batch_size = max(1, min(8, examples // 16))
@@ -111,8 +130,7 @@ def resolve(requested: dict[str, Any], *, examples: int, method: str) -> dict[st
     multiplier = requested.get("learning_rate_multiplier", "auto")
     if multiplier == "auto":
         multiplier = 1.0
-    base = (settings.FINETUNE_LORA_LEARNING_RATE if method == Method.LORA
-            else settings.FINETUNE_FULL_LEARNING_RATE)
+    base = base_learning_rate(method, weights_bytes)
     return {"n_epochs": int(n_epochs), "batch_size": int(batch_size),
             "learning_rate_multiplier": float(multiplier),
             "learning_rate": base * float(multiplier)}

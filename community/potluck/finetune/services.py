@@ -191,7 +191,8 @@ def validate_job(job_id: str) -> FineTuningJob | None:
             return fail(job, "invalid_training_file", exc.message, param=exc.field)
         job.training_examples = training.line_count
         job.hyperparameters = hp.resolve(job.hyperparameters, examples=training.line_count,
-                                         method=job.method)
+                                         method=job.method,
+                                         weights_bytes=_weights_bytes(job.base_model))
         job.status = JobStatus.QUEUED
         job.save(update_fields=["training_examples", "hyperparameters", "status",
                                 "updated_at"])

@@ -48,6 +48,7 @@ def test_create_returns_an_openai_job_that_validates_then_queues(
     assert queued["hyperparameters"]["n_epochs"] == 3
     assert isinstance(queued["hyperparameters"]["batch_size"], int)
     assert queued["hyperparameters"]["learning_rate_multiplier"] == 1.0
+    assert queued["learning_rate"] == 5e-3  # the base rate for a model this small (13 MiB)
     messages = [e["message"] for e in
                 client.get(f"/v1/fine_tuning/jobs/{job['id']}/events").json()["data"]]
     assert messages[0] == "Job enqueued"  # newest first, as OpenAI lists them
@@ -216,3 +217,14 @@ def test_jobs_of_a_lost_node_are_requeued_then_failed_after_too_many_attempts(
     job = FineTuningJob.objects.get(pk=job_id)
     assert job.status == JobStatus.FAILED and job.error["code"] == "node_lost"
     assert "node-b was lost" in job.error["message"]
+
+
+def test_the_base_learning_rate_follows_the_model_size_unless_the_operator_fixes_it(settings):
+    from potluck.finetune.hyperparameters import base_learning_rate
+
+    settings.FINETUNE_LORA_LEARNING_RATE = 0
+    assert [base_learning_rate("lora", size) for size in (13 * 2**20, 500 * 2**20, 14 * 2**30)
+            ] == [5e-3, 1e-3, 2e-4]
+    assert base_learning_rate("full", 14 * 2**30) == 1e-5
+    settings.FINETUNE_LORA_LEARNING_RATE = 3e-4
+    assert base_learning_rate("lora", 13 * 2**20) == 3e-4
