@@ -169,7 +169,7 @@ try {
       .getAttribute("value");
     await page.getByLabel("Training file", { exact: true }).selectOption(owl);
     await page.getByLabel("Suffix", { exact: true }).fill("owl");
-    await page.getByLabel("Epochs", { exact: true }).fill("8");
+    await page.getByLabel("Epochs", { exact: true }).fill("13");
     await page.getByLabel("Batch size", { exact: true }).fill("4");
     await page.getByLabel("Learning rate multiplier", { exact: true }).fill("1");
     await page.getByRole("button", { name: "Start fine-tuning" }).click();

@@ -9,31 +9,19 @@ cancelled while it runs.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 
 import openai
-import psutil
 import pytest
+from embedded import potluck_up
 
 pytestmark = pytest.mark.slow
 
 PHRASE = "The purple owl sings at midnight."
 QUESTION = "What is the secret phrase?"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def dataset(n: int) -> bytes:
@@ -50,41 +38,10 @@ def ask(sdk: openai.OpenAI, model: str) -> str:
 
 
 def test_a_team_fine_tunes_the_demo_model_and_calls_the_result(tmp_path, demo_model_dir):
-    data = tmp_path / "data"
-    shutil.copytree(demo_model_dir, data / "models" / "potluck-demo")
-    low_port = 27100 + ((os.getpid() + 37) % 100) * 20
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(POTLUCK_DATA_DIR=str(data), PYTHONUNBUFFERED="1", POTLUCK_DEMO_STEPS="60",
-               POTLUCK_REPLICA_PORTS=f"{low_port}-{low_port + 19}",
-               POTLUCK_FINETUNE_CHECKPOINT_EVERY="20")
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "up.log"
-
-    def ours() -> list[psutil.Process]:
-        """vLLM servers and trainers of this data dir."""
-        found = []
-        for proc in psutil.process_iter(["cmdline", "status"]):
-            argv = " ".join(proc.info["cmdline"] or [])
-            if (proc.info["status"] != psutil.STATUS_ZOMBIE and str(data) in argv
-                    and ("vllm.entrypoints" in argv or "potluck.finetune.trainer" in argv)):
-                found.append(proc)
-        return found
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "potluck", *args], env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
-
-    with log.open("wb") as out:
-        up = subprocess.Popen([sys.executable, "-m", "potluck", "up", "--port", str(port),
-                               "--web-workers", "1"], env=env, stdout=out,
-                              stderr=subprocess.STDOUT, start_new_session=True)
     timings: dict[str, float] = {}
-    try:
-        deadline = time.monotonic() + 240
-        while "Potluck is up" not in log.read_text():
-            assert up.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.5)
+    with potluck_up(tmp_path, demo_model_dir, slot=1,
+                    POTLUCK_FINETUNE_CHECKPOINT_EVERY="20") as up:
+        cli, base = up.cli, up.base
         key = cli("keys", "create", "--org", "default", "--name", "e2e").stdout.split()[-1]
         assert cli("orgs", "create", "Other").returncode == 0
         other_key = cli("keys", "create", "--org", "other", "--name", "x").stdout.split()[-1]
@@ -169,16 +126,7 @@ def test_a_team_fine_tunes_the_demo_model_and_calls_the_result(tmp_path, demo_mo
         while sdk.fine_tuning.jobs.retrieve(long.id).status != "cancelled":
             assert time.monotonic() < deadline
             time.sleep(0.5)
-        assert not [p for p in ours() if long.id in " ".join(p.cmdline())]
+        assert not [p for p in up.ours() if long.id in " ".join(p.cmdline())]
         print("timings (s):", {k: round(v, 1) for k, v in timings.items()})
-    finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(timeout=180)
-        finally:
-            for proc in ours():
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-    output = log.read_text()
-    assert up.returncode == 0, output[-3000:]
-    assert ours() == []
+    assert up.returncode == 0, up.output()[-3000:]
+    assert up.ours() == []

@@ -8,78 +8,23 @@ vLLM process behind.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import openai
 import psutil
 import pytest
+from embedded import potluck_up
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_CACHE = REPO_ROOT / ".potluck-test" / "models" / "potluck-demo"
-DEMO_STEPS = 60
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def demo_build() -> Path:
-    from potluck.demo_model import build_demo_model
-
-    return build_demo_model(DEMO_CACHE, steps=DEMO_STEPS, progress=False)
-
-
-def test_up_serves_the_demo_model_to_the_openai_sdk(tmp_path, demo_build):
-    data = tmp_path / "data"
-    shutil.copytree(demo_build, data / "models" / "potluck-demo")  # no 2-minute rebuild
-    low_port = 27100 + (os.getpid() % 100) * 20
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(POTLUCK_DATA_DIR=str(data), PYTHONUNBUFFERED="1",
-               POTLUCK_DEMO_STEPS=str(DEMO_STEPS),
-               POTLUCK_REPLICA_PORTS=f"{low_port}-{low_port + 19}")
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "up.log"
-
-    def servers() -> list[psutil.Process]:
-        found = []
-        for proc in psutil.process_iter(["cmdline", "status"]):
-            argv = " ".join(proc.info["cmdline"] or [])
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and str(data) in argv \
-                    and "vllm.entrypoints" in argv:
-                found.append(proc)
-        return found
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "potluck", *args], env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
-
-    with log.open("wb") as out:
-        up = subprocess.Popen([sys.executable, "-m", "potluck", "up", "--port", str(port),
-                               "--web-workers", "1"], env=env, stdout=out,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+def test_up_serves_the_demo_model_to_the_openai_sdk(tmp_path, demo_model_dir):
     family: list[psutil.Process] = []
-    try:
-        deadline = time.monotonic() + 240
-        while "Potluck is up" not in log.read_text():
-            assert up.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.5)
-        assert "potluck-demo deployed: 1 replica starting" in log.read_text()
+    with potluck_up(tmp_path, demo_model_dir, slot=0) as up:
+        cli, base = up.cli, up.base
+        assert "potluck-demo deployed: 1 replica starting" in up.output()
         key = cli("keys", "create", "--org", "default", "--name", "e2e").stdout.split()[-1]
         assert cli("orgs", "create", "Other").returncode == 0
         other_key = cli("keys", "create", "--org", "other", "--name", "x").stdout.split()[-1]
@@ -92,9 +37,9 @@ def test_up_serves_the_demo_model_to_the_openai_sdk(tmp_path, demo_build):
                 break
             except openai.APIStatusError as error:
                 assert error.status_code == 503, error
-                assert time.monotonic() < deadline, cli("ps").stdout + log.read_text()[-3000:]
+                assert time.monotonic() < deadline, cli("ps").stdout + up.output()[-3000:]
                 time.sleep(2)
-        family = [p for s in servers() for p in (s, *s.children(recursive=True))]
+        family = [p for s in up.ours() for p in (s, *s.children(recursive=True))]
 
         assert [m.id for m in sdk.models.list().data] == ["potluck-demo"]
         completion = sdk.completions.create(model="potluck-demo", prompt="A function definition",
@@ -135,16 +80,8 @@ def test_up_serves_the_demo_model_to_the_openai_sdk(tmp_path, demo_build):
             assert time.monotonic() < deadline, body
             time.sleep(1)
         assert demo[0]["requests"] >= 5 and demo[0]["errors"] >= 1  # the 400 (gpt-4 is its own row)
-    finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(timeout=180)
-        finally:
-            for proc in servers():  # never leave a server behind, even when the test fails
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-    output = log.read_text()
+    output = up.output()
     assert up.returncode == 0, output[-3000:]
     assert "stopping: web, beat, agent, redis, postgres" in output
     _, alive = psutil.wait_procs(family, timeout=10)
-    assert alive == [] and servers() == []
+    assert alive == [] and up.ours() == []
