@@ -9,6 +9,7 @@ lines are skipped but counted) and stops after ``MAX_ERRORS`` errors.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,7 +117,7 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-class JsonlValidator:
+class JsonlValidator(ABC):
     """Splits a byte stream into lines, parses each as a JSON object, checks each record.
 
     ``feed()`` chunks in order, then ``finish()``. Subclasses implement ``check``.
@@ -155,10 +156,10 @@ class JsonlValidator:
             self._error(None, f"the file is empty: it holds no {self.record_noun}s", EMPTY_FILE)
         return self.report
 
+    @abstractmethod
     def check(self, record: dict[str, Any], line: int) -> str | None:
         """The reason ``record`` is refused, or None. Subclasses collect what they need;
         a plain str is an INVALID_RECORD, a ``Reason`` names its own code."""
-        raise NotImplementedError
 
     # -- line handling -------------------------------------------------------------
 
