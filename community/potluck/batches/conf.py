@@ -11,9 +11,6 @@ from potluck import env
 
 COMPLETION_WINDOW = "24h"
 COMPLETION_WINDOW_SECONDS = 24 * 3600
-MAX_METADATA_PAIRS = 16
-MAX_METADATA_KEY = 64
-MAX_METADATA_VALUE = 512
 # How many file-level problems a failed batch lists (OpenAI lists a bounded sample too).
 MAX_REPORTED_ERRORS = 100
 

@@ -22,9 +22,10 @@ from potluck.accounts.models import ApiKey, Organization, User
 from potluck.batches import conf, finalize, lease
 from potluck.batches.models import UNFINISHED, Batch, BatchStatus
 from potluck.batches.results import ENDPOINT_NAMES
-from potluck.errors import Conflict, InvalidInput, NotFound
+from potluck.errors import Conflict, NotFound
 from potluck.files import services as files
 from potluck.files.models import FileStatus, Purpose, StoredFile
+from potluck.openai_api.validation import clean_metadata, invalid
 
 log = logging.getLogger(__name__)
 
@@ -37,29 +38,23 @@ CREATE_KEYS = frozenset({"input_file_id", "endpoint", "completion_window", "meta
 MIN_OUTPUT_EXPIRY, MAX_OUTPUT_EXPIRY = 3600, 30 * 24 * 3600
 
 
-def _invalid(message: str, field: str, code: str | None = None) -> InvalidInput:
-    error = InvalidInput(message, field=field)
-    error.code = code  # type: ignore[attr-defined]  # rendered as OpenAI's error.code
-    return error
-
-
 # -- create ---------------------------------------------------------------------------
 def create_batch(organization: Organization, body: dict[str, Any], *,
                  api_key: ApiKey | None = None, user: User | None = None) -> Batch:
     unknown = sorted(set(body) - CREATE_KEYS)
     if unknown:
-        raise _invalid(f"Unknown parameter: '{unknown[0]}'.", unknown[0], "unknown_parameter")
+        raise invalid(f"Unknown parameter: '{unknown[0]}'.", unknown[0], "unknown_parameter")
     for required in ("input_file_id", "endpoint", "completion_window"):
         if body.get(required) in (None, ""):
-            raise _invalid(f"Missing required parameter: '{required}'.", required,
+            raise invalid(f"Missing required parameter: '{required}'.", required,
                            "missing_required_parameter")
     endpoint = body["endpoint"]
     if endpoint not in ENDPOINT_NAMES:
         allowed = ", ".join(f"'{e}'" for e in ENDPOINT_NAMES)
-        raise _invalid(f"Invalid 'endpoint': {endpoint!r}. Supported endpoints: {allowed}.",
+        raise invalid(f"Invalid 'endpoint': {endpoint!r}. Supported endpoints: {allowed}.",
                        "endpoint", "invalid_value")
     if body["completion_window"] != conf.COMPLETION_WINDOW:
-        raise _invalid(f"Invalid 'completion_window': {body['completion_window']!r}. Only "
+        raise invalid(f"Invalid 'completion_window': {body['completion_window']!r}. Only "
                        f"'{conf.COMPLETION_WINDOW}' is supported.", "completion_window",
                        "invalid_value")
     metadata = clean_metadata(body.get("metadata"))
@@ -81,45 +76,23 @@ def create_batch(organization: Organization, body: dict[str, Any], *,
 
 def _input_file(organization: Organization, file_id: Any) -> StoredFile:
     if not isinstance(file_id, str):
-        raise _invalid("Invalid 'input_file_id': must be the id of an uploaded file.",
+        raise invalid("Invalid 'input_file_id': must be the id of an uploaded file.",
                        "input_file_id", "invalid_type")
     try:
         stored = files.get_file(organization, file_id)
     except NotFound:
         # Unknown and another org's file read the same: nothing tells them apart.
-        raise _invalid(f"Invalid 'input_file_id': no file {file_id!r} in this organization.",
+        raise invalid(f"Invalid 'input_file_id': no file {file_id!r} in this organization.",
                        "input_file_id", "file_not_found") from None
     if stored.purpose != Purpose.BATCH:
-        raise _invalid(f"Invalid 'input_file_id': file {file_id} has purpose "
+        raise invalid(f"Invalid 'input_file_id': file {file_id} has purpose "
                        f"'{stored.purpose}'; a batch reads a file uploaded with purpose "
                        "'batch'.", "input_file_id", "invalid_file_purpose")
     if stored.status == FileStatus.ERROR:
-        raise _invalid(f"Invalid 'input_file_id': file {file_id} is not a valid batch input "
+        raise invalid(f"Invalid 'input_file_id': file {file_id} is not a valid batch input "
                        f"({stored.status_details or 'validation failed'}).", "input_file_id",
                        "invalid_file")
     return stored
-
-
-def clean_metadata(raw: Any) -> dict[str, str] | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        raise _invalid("Invalid 'metadata': must be an object of string pairs.", "metadata",
-                       "invalid_type")
-    if len(raw) > conf.MAX_METADATA_PAIRS:
-        raise _invalid(f"Invalid 'metadata': at most {conf.MAX_METADATA_PAIRS} pairs, got "
-                       f"{len(raw)}.", "metadata", "invalid_value")
-    for key, value in raw.items():
-        if len(key) > conf.MAX_METADATA_KEY:
-            raise _invalid(f"Invalid 'metadata': key {key[:20]!r}… is longer than "
-                           f"{conf.MAX_METADATA_KEY} characters.", "metadata", "invalid_value")
-        if not isinstance(value, str):
-            raise _invalid(f"Invalid 'metadata.{key}': values must be strings.",
-                           f"metadata.{key}", "invalid_type")
-        if len(value) > conf.MAX_METADATA_VALUE:
-            raise _invalid(f"Invalid 'metadata.{key}': longer than {conf.MAX_METADATA_VALUE} "
-                           "characters.", f"metadata.{key}", "invalid_value")
-    return dict(raw)
 
 
 def _output_expiry(raw: Any) -> int | None:
@@ -129,7 +102,7 @@ def _output_expiry(raw: Any) -> int | None:
     if not isinstance(raw, dict) or raw.get("anchor") != "created_at" \
             or isinstance(seconds, bool) or not isinstance(seconds, int) \
             or not MIN_OUTPUT_EXPIRY <= seconds <= MAX_OUTPUT_EXPIRY:
-        raise _invalid("Invalid 'output_expires_after': expected {\"anchor\": \"created_at\", "
+        raise invalid("Invalid 'output_expires_after': expected {\"anchor\": \"created_at\", "
                        f"\"seconds\": {MIN_OUTPUT_EXPIRY}..{MAX_OUTPUT_EXPIRY}}}.",
                        "output_expires_after", "invalid_value")
     return seconds

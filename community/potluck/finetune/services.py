@@ -34,6 +34,7 @@ from potluck.finetune.models import (
     JobStatus,
     Method,
 )
+from potluck.openai_api.validation import clean_metadata
 from potluck.registry import services as registry
 from potluck.registry.models import Kind, RegisteredModel, Source
 from potluck.serving.models import Deployment, DeploymentState
@@ -108,17 +109,6 @@ def _check_rank_fits_deployment(model: RegisteredModel, rank: int) -> None:
                            field="adapter.rank")
 
 
-def _metadata(raw: Any) -> dict[str, str]:
-    if raw is None:
-        return {}
-    if (not isinstance(raw, dict) or len(raw) > 16
-            or not all(isinstance(k, str) and len(k) <= 64 and isinstance(v, str)
-                       and len(v) <= 512 for k, v in raw.items())):
-        raise InvalidInput("must be at most 16 string pairs (keys ≤ 64, values ≤ 512 "
-                           "characters)", field="metadata")
-    return raw
-
-
 def create_job(org: Organization, body: dict[str, Any], *, api_key: ApiKey | None = None,
                user: User | None = None) -> FineTuningJob:
     unknown = sorted(set(body) - CREATE_KEYS)
@@ -156,7 +146,7 @@ def create_job(org: Organization, body: dict[str, Any], *, api_key: ApiKey | Non
             organization=org, base_model=model, model_name=model.name,
             training_file_id=training.id, validation_file_id=validation.id if validation else "",
             method=method, hyperparameters=requested, adapter=adapter, suffix=suffix,
-            seed=seed, metadata=_metadata(body.get("metadata")), created_by_key=api_key,
+            seed=seed, metadata=clean_metadata(body.get("metadata")) or {}, created_by_key=api_key,
             created_by=user)
         add_event(job, f"Validating training file: {training.id}"
                   + (f" and validation file: {validation.id}" if validation else ""))

@@ -70,6 +70,7 @@ def test_create_returns_an_openai_job_that_validates_then_queues(
     ({"seed": -1}, "seed", "whole number"),
     ({"integrations": [{"type": "wandb"}]}, "integrations", "not supported"),
     ({"temperature": 1}, "temperature", "unknown parameter"),
+    ({"metadata": {"k": 1}}, "metadata.k", "values must be strings"),
 ])
 def test_bad_requests_are_400_in_openai_shape_and_leave_no_job(
         org, client_for, training_file, demo_model, body, param, needle):
