@@ -8,11 +8,14 @@ goes to its base model's replicas; the least busy READY replica first. A connect
 failure, 502 or 503 is retried on another replica (or the same one when it is the only
 one) up to ``POTLUCK_BATCH_MAX_ATTEMPTS`` sends.
 
-Database work runs on two helper threads, so the loop never blocks on Postgres: one
-reads the input and writes results, the other renews the lease and refreshes progress
-(a slow heartbeat query never holds up a write). Each finished line goes to a
-writer that appends its usage record, then commits its result row: a crash between
-the two re-runs the line, and the usage record's fixed request id keeps it counted once.
+Database work runs on helper threads, so the loop never blocks on Postgres: one reads
+the input and writes results, another refreshes progress and the routing table, and
+the runner's ``LeaseKeeper`` renews the lease on a thread of its own (no slow query
+holds up a renewal). The loop follows the keeper: it stops on cancellation, expiry or
+a lost lease, and takes no new line while the lease is not surely held. Each finished
+line goes to a writer that appends its usage record, then commits its result row: a
+crash between the two re-runs the line, and the usage record's fixed request id keeps
+it counted once.
 """
 
 from __future__ import annotations
@@ -69,10 +72,10 @@ class Stop:
 
 
 class Dispatcher:
-    def __init__(self, batch: Batch, token: str, stored: StoredFile) -> None:
+    def __init__(self, batch: Batch, stored: StoredFile, keeper: lease.LeaseKeeper) -> None:
         self.batch = batch
-        self.token = token
         self.stored = stored
+        self.keeper = keeper
         self.organization_id = str(batch.organization_id)
         self.api_key_id = str(batch.api_key_id) if batch.api_key_id else None
         self.endpoint_name = results.ENDPOINT_NAMES[batch.endpoint]
@@ -86,10 +89,13 @@ class Dispatcher:
         return asyncio.run(self._main())
 
     async def _main(self) -> str | None:
+        loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
+        self.lease_changed = asyncio.Event()
         self.outcomes: asyncio.Queue[Outcome | None] = asyncio.Queue()
         self.helper = ThreadPoolExecutor(1, thread_name_prefix=f"{self.batch.pk}-db")
-        self.watcher = ThreadPoolExecutor(1, thread_name_prefix=f"{self.batch.pk}-lease")
+        self.watcher = ThreadPoolExecutor(1, thread_name_prefix=f"{self.batch.pk}-progress")
+        self.keeper.on_change = functools.partial(_wake, loop, self.lease_changed)
         try:
             done = await self._call(results.recorded_lines, self.batch.pk)
             await self._refresh_catalog()
@@ -102,19 +108,21 @@ class Dispatcher:
                     connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
                     timeout=timeout, skip_auto_headers=("User-Agent",)) as self.http:
                 writer = asyncio.create_task(self._write_results())
-                heartbeat = asyncio.create_task(self._heartbeat())
+                watchers = [asyncio.create_task(self._follow_lease()),
+                            asyncio.create_task(self._refresh_progress())]
                 try:
                     await self._dispatch(done)
                 finally:
                     await self.outcomes.put(None)
                     await writer
-                    heartbeat.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await heartbeat
+                    for task in watchers:
+                        task.cancel()
+                    await asyncio.gather(*watchers, return_exceptions=True)
                     with contextlib.suppress(Exception):
                         await self.usage.replay()
                     await redis.aclose()
         finally:
+            self.keeper.on_change = None
             await self._call(connections.close_all)
             await self._watch(connections.close_all)
             self.helper.shutdown(wait=True)
@@ -160,7 +168,7 @@ class Dispatcher:
                     if line.number in done:
                         continue
                     await slots.acquire()
-                    if self.stopping.is_set():
+                    if not await self._lease_held():
                         slots.release()
                         break
                     task = asyncio.create_task(self._run_line(line))
@@ -215,6 +223,8 @@ class Dispatcher:
                 if await self._pause(NO_REPLICA_PAUSE):
                     return None
                 continue
+            if outcome.attempts and not await self._lease_held():
+                return None  # a retry: its result is not recorded; a later run sends it
             outcome.attempts += 1
             tried.add(replica.id)
             replica.in_flight += 1
@@ -293,35 +303,68 @@ class Dispatcher:
                 await self._call(connections.close_all)
                 await asyncio.sleep(attempt)
 
-    # -- lease, cancellation, expiry --------------------------------------------------
-    async def _heartbeat(self) -> None:
-        interval = conf.heartbeat_seconds()
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                state = await self._watch(lease.renew, self.batch.pk, self.token)
-            except Exception:  # a database blip: the lease has time to spare
-                log.warning("batch %s: lease renewal failed", self.batch.pk, exc_info=True)
-                await self._watch(connections.close_all)
-                continue
-            if state is None:
+    # -- lease, cancellation, expiry, progress ---------------------------------------
+    async def _lease_held(self) -> bool:
+        """True once the lease is surely held (at once, almost always); False if the run
+        is stopping. While renewals are late, no line is sent: once the lease may have
+        lapsed, another runner may take the batch over."""
+        waited = False
+        while not self.stopping.is_set():
+            if self.keeper.usable():
+                if waited:
+                    log.info("batch %s: lease renewed; sending again", self.batch.pk)
+                return True
+            if self.keeper.lost:
                 self._halt(Stop.LEASE_LOST)
-                return
-            status, expires_at = state
-            if WORKER_SHUTTING_DOWN.is_set():
+                break
+            if not waited:
+                log.warning("batch %s: lease renewal is late; no new line until it is "
+                            "renewed", self.batch.pk)
+                waited = True
+            self.lease_changed.clear()
+            await self._until(self.lease_changed, self.keeper.interval)
+        return False
+
+    async def _follow_lease(self) -> None:
+        """Stops the run on a lost lease, cancellation, expiry or worker shutdown, looking
+        after every renewal (and every heartbeat interval, whatever happens)."""
+        while True:
+            if self.keeper.lost:
+                self._halt(Stop.LEASE_LOST)
+            elif WORKER_SHUTTING_DOWN.is_set():
                 self._halt(Stop.SHUTDOWN)
-            elif status == BatchStatus.CANCELLING:
+            elif self.keeper.status == BatchStatus.CANCELLING:
                 self._halt(Stop.CANCELLED)
-            elif timezone.now() >= expires_at:
+            elif timezone.now() >= self.keeper.expires_at:
                 self._halt(Stop.EXPIRED)
+            if self.stopping.is_set():
+                return
+            self.lease_changed.clear()
+            await self._until(self.lease_changed, self.keeper.interval)
+
+    async def _until(self, event: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+
+    async def _refresh_progress(self) -> None:
+        """The batch's request counts and the routing table, every heartbeat interval."""
+        while True:
+            await asyncio.sleep(self.keeper.interval)
             try:
                 await self._watch(results.refresh_counts, self.batch.pk)
                 await self._refresh_catalog()
             except Exception:
                 log.warning("batch %s: progress refresh failed", self.batch.pk, exc_info=True)
+                await self._watch(connections.close_all)
 
     async def _refresh_catalog(self) -> None:
         self.catalog.replace(await self._watch(load_snapshot))
+
+
+def _wake(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+    """Sets an asyncio event from another thread (the lease keeper's)."""
+    with contextlib.suppress(RuntimeError):  # the loop has closed
+        loop.call_soon_threadsafe(event.set)
 
 
 def _take(lines: Iterator[batch_input.InputLine], count: int) -> list[batch_input.InputLine]:

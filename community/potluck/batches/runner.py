@@ -9,6 +9,7 @@ where the last one stopped (lines with a result are never sent again).
 from __future__ import annotations
 
 import logging
+import time
 
 from django.db import close_old_connections
 from django.utils import timezone
@@ -30,27 +31,31 @@ MAX_PASSES = 3
 def run_batch(batch_id: str) -> str:
     """Work on the batch until it ends or this runner must stop; returns what happened."""
     token = lease.new_token()
+    claimed_at = time.monotonic()
     batch = lease.claim(batch_id, token)
     if batch is None:
         return "not claimed"  # finished, or a live runner has it
+    keeper = lease.LeaseKeeper(batch, token, claimed_at)
+    keeper.start()
     try:
-        return _drive(batch, token)
+        return _drive(batch, token, keeper)
     except lease.LeaseLost:
         log.warning("batch %s: lease lost; another runner continues", batch_id)
-        return "lease lost"
+        return Stop.LEASE_LOST
     finally:
+        keeper.stop()
         lease.release(batch_id, token)
         close_old_connections()
 
 
-def _drive(batch: Batch, token: str) -> str:
+def _drive(batch: Batch, token: str, keeper: lease.LeaseKeeper) -> str:
     passes = 0
     while True:
         batch.refresh_from_db()
         status = batch.status
         if status in TERMINAL:
             return status  # ending it released the lease
-        if batch.lease_owner != token:
+        if batch.lease_owner != token or keeper.lost:
             raise lease.LeaseLost(batch.pk)
         expired = timezone.now() >= batch.expires_at
         if status in (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS) and expired:
@@ -60,7 +65,7 @@ def _drive(batch: Batch, token: str) -> str:
             _validate(batch, token)
         elif status == BatchStatus.IN_PROGRESS:
             passes += 1
-            stopped = _send_lines(batch, token)
+            stopped = _send_lines(batch, token, keeper)
             if stopped in (Stop.LEASE_LOST, Stop.ERROR, Stop.SHUTDOWN):
                 return stopped
             if stopped is None:
@@ -86,13 +91,13 @@ def _validate(batch: Batch, token: str) -> None:
     finalize.start(batch, token, batch_input.check_input(stored, batch.endpoint))
 
 
-def _send_lines(batch: Batch, token: str) -> str | None:
+def _send_lines(batch: Batch, token: str, keeper: lease.LeaseKeeper) -> str | None:
     try:
         stored = files.get_file(batch.organization, batch.input_file_id)
     except NotFound:
         finalize.fail(batch, token, [_file_gone(batch)])
         return "failed"
-    dispatcher = Dispatcher(batch, token, stored)
+    dispatcher = Dispatcher(batch, stored, keeper)
     stopped = dispatcher.run()
     log.info("batch %s: %d requests sent this run (%s)", batch.pk, dispatcher.sent,
              stopped or "all lines done")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,11 +18,13 @@ class FakeReplica:
     always: int | None = None  # answer every request with this status
     delay: float = 0.0  # seconds before each answer
     request_ids: list[str] = field(default_factory=list)  # x-request-id of each request
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
     port: int = 0
 
     async def complete(self, request: web.Request) -> web.Response:
         body: dict[str, Any] = await request.json()
         self.request_ids.append(request.headers.get("x-request-id", ""))
+        self.arrivals.append(time.monotonic())
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.always is not None:

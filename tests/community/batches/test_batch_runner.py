@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -258,6 +259,66 @@ def test_cancel_mid_run_lets_in_flight_lines_finish_and_keeps_their_results(
     assert (batch.request_total, batch.request_completed, batch.request_failed) == (40, done, 0)
     output = read_jsonl(stored_file(org, batch.output_file_id))
     assert len(output) == done and batch.error_file_id is None
+
+
+def test_a_slow_progress_refresh_never_costs_the_runner_its_lease(
+        org, batch_file, fake_replicas, served, quick, monkeypatch):
+    """The lease is renewed on a thread of its own: progress refreshes slower than the
+    whole lease (a loaded database), while sending and while finishing, leave the batch
+    to its runner, and no line is sent twice."""
+    monkeypatch.setenv("POTLUCK_BATCH_CONCURRENCY", "2")
+    replica = fake_replicas(delay=0.1)
+    served("fake-model", [replica.port])
+    batch = new_batch(org, batch_file(org, [request_line(n) for n in range(1, 61)]))
+    refresh = results.refresh_counts
+
+    def slow_refresh(batch_id: str) -> None:
+        time.sleep(4)  # the lease is 3 s
+        refresh(batch_id)
+
+    monkeypatch.setattr(results, "refresh_counts", slow_refresh)
+    thread, said = in_background(batch.pk)
+    wait_for(lambda: BatchResult.objects.filter(batch=batch).count() >= 4, 30, "4 lines")
+    resumed: list[str] = []
+    while thread.is_alive():  # what the beat's pass would have found stalled meanwhile
+        resumed += services.resume_stalled_batches()
+        thread.join(0.2)
+    assert resumed == []
+    assert said == [BatchStatus.COMPLETED]
+    assert sorted(replica.request_ids) == sorted(rid(batch, n) for n in range(1, 61))
+
+
+def test_a_runner_that_cannot_renew_its_lease_stops_sending_before_it_lapses(
+        org, batch_file, fake_replicas, served, quick, monkeypatch):
+    """If the database stops answering its renewals, a runner takes no new line once its
+    lease may have lapsed: the successor that takes the batch over never races it."""
+    monkeypatch.setenv("POTLUCK_BATCH_CONCURRENCY", "2")
+    replica = fake_replicas(delay=0.05)
+    served("fake-model", [replica.port])
+    batch = new_batch(org, batch_file(org, [request_line(n) for n in range(1, 301)]))
+    answer = threading.Event()
+    renew = lease.renew
+
+    def unanswered_renew(batch_id: str, token: str):
+        answer.wait(30)
+        return renew(batch_id, token)
+
+    thread, said = in_background(batch.pk)
+    wait_for(lambda: BatchResult.objects.filter(batch=batch).count() >= 4, 30, "4 lines")
+    monkeypatch.setattr(lease, "renew", unanswered_renew)
+    wait_for(lambda: Batch.objects.filter(pk=batch.pk, lease_expires_at__lt=timezone.now())
+             .exists(), 10, "the lease to lapse", interval=0.05)
+    lapsed = time.monotonic()
+    assert lease.claim(batch.pk, "successor") is not None  # as the periodic pass would
+    time.sleep(0.5)
+    answer.set()
+    thread.join(30)
+    assert said == ["lease_lost"]
+    sent = len(replica.request_ids)
+    assert 4 <= sent < 300
+    assert [t for t in replica.arrivals if t >= lapsed] == []
+    # Lines in flight when it stopped finished and kept their results: none is lost.
+    assert BatchResult.objects.filter(batch=batch).count() == sent
 
 
 def test_a_running_batch_expires_and_unsent_lines_get_batch_expired(
