@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from pathlib import Path
 
 import openai
 import psutil
@@ -18,6 +19,23 @@ import pytest
 from embedded import potluck_up
 
 pytestmark = pytest.mark.slow
+
+
+def lora_adapter(base: Path, target: Path, *, random_weights: bool) -> Path:
+    """A LoRA adapter of the demo model: peft's default (B = 0, so it answers exactly as
+    the base model does) or random weights (it answers unlike the base model)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(7)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    # Random weights on every linear layer, scaled by 8: far from the base model (the
+    # demo model's answers are peaked; a small change keeps them as they are).
+    config = LoraConfig(r=8, lora_alpha=64, target_modules="all-linear",
+                        init_lora_weights=not random_weights)
+    get_peft_model(model, config).save_pretrained(target)
+    return target
 
 
 def test_up_serves_the_demo_model_to_the_openai_sdk(tmp_path, demo_model_dir):
@@ -64,6 +82,37 @@ def test_up_serves_the_demo_model_to_the_openai_sdk(tmp_path, demo_model_dir):
                           max_retries=0).models.list()
         theirs = openai.OpenAI(base_url=base + "/v1", api_key=other_key, max_retries=0)
         assert [m.id for m in theirs.models.list().data] == ["potluck-demo"]  # public
+
+        # Two orgs each register an adapter named "helper" on the public base: one that
+        # changes nothing, one with random weights. vLLM's adapter names are global to a
+        # server; each org must still be served its own weights.
+        for org_slug, random_weights in (("default", False), ("other", True)):
+            adapter = lora_adapter(demo_model_dir, up.data / "models" / f"helper-{org_slug}",
+                                   random_weights=random_weights)
+            added = cli("models", "add", "helper", "--path", str(adapter), "--base",
+                        "potluck-demo", "--org", org_slug)
+            assert added.returncode == 0, added.stdout + added.stderr
+        prompt = dict(prompt="A function definition", max_tokens=12, temperature=0)
+        base_answer = sdk.completions.create(model="potluck-demo", **prompt).choices[0].text
+        answers = {}
+        for name, client in (("default", sdk), ("other", theirs)):
+            deadline = time.monotonic() + 60
+            while True:  # 503 until the agent's reconcile pass has loaded the adapter
+                try:
+                    answer = client.completions.create(model="helper", **prompt)
+                    break
+                except openai.APIStatusError as error:
+                    assert error.status_code == 503, error
+                    assert time.monotonic() < deadline, up.output()[-3000:]
+                    time.sleep(1)
+            assert answer.model == "helper"
+            assert sorted(m.id for m in client.models.list().data) == ["helper", "potluck-demo"]
+            answers[name] = answer.choices[0].text
+            streamed = list(client.completions.create(model="helper", stream=True, **prompt))
+            assert {c.model for c in streamed} == {"helper"}
+            assert "".join(c.choices[0].text for c in streamed if c.choices) == answers[name]
+        assert answers["default"] == base_answer, (answers, base_answer)
+        assert answers["other"] != base_answer, (answers, base_answer)
 
         # The beat's roll-up moves usage into Postgres within seconds.
         deadline = time.monotonic() + 60

@@ -205,7 +205,7 @@ class Dispatcher:
                 outcome.body = error_body(str(rejection), status=rejection.status,
                                           code=rejection.code)
                 return outcome
-        payload = orjson.dumps(body)
+        payloads: dict[str, bytes] = {}  # by the name the replicas know the model by
         headers = {"content-type": "application/json",
                    "x-request-id": results.request_id(self.batch.pk, line.number)}
         tried: set[str] = set()
@@ -225,14 +225,18 @@ class Dispatcher:
                 continue
             if outcome.attempts and not await self._lease_held():
                 return None  # a retry: its result is not recorded; a later run sends it
+            served = entry.served_name
+            if served not in payloads:  # an adapter is sent under its server name
+                payloads[served] = orjson.dumps(body if served == line.model
+                                                else {**body, "model": served})
             outcome.attempts += 1
             tried.add(replica.id)
             replica.in_flight += 1
             self.sent += 1
             try:
-                async with self.http.post(replica.url + self.batch.endpoint, data=payload,
-                                          headers=headers) as response:
-                    raw = await response.read()
+                async with self.http.post(replica.url + self.batch.endpoint,
+                                          data=payloads[served], headers=headers) as response:
+                    raw = entry.public_body(await response.read())
                     status = response.status
             except (aiohttp.ClientError, TimeoutError) as exc:
                 outcome.status_code, outcome.body = None, None

@@ -230,6 +230,9 @@ class Gateway:
             if not client_wants_usage:
                 body["stream_options"] = {**(options or {}), "include_usage": True}
                 rewritten = True
+        if entry.served_name != model_name:  # an adapter: its replicas know it by its own
+            body["model"] = entry.served_name
+            rewritten = True
         payload = orjson.dumps(body) if rewritten else raw
         path = scope["path"]
         if exchange.stream:
@@ -323,6 +326,7 @@ class Gateway:
             raise errors.upstream_failed(f"The replica failed mid-answer "
                                          f"({exc.__class__.__name__}).") from None
         exchange.status = status
+        body = entry.public_body(body)
         if status == 200:
             _read_usage(exchange, body)
             if len(extensions.request_policies):
@@ -346,11 +350,11 @@ class Gateway:
         sent = time.perf_counter()
         response = await _unless_disconnected(
             receive, self._open_upstream(exchange, entry, path, payload))
-        meter = StreamMeter(client_wants_usage)
+        meter = StreamMeter(client_wants_usage, entry.public_body)
         started = False
         try:
             if response.status != 200:  # an error before the stream: pass it through whole
-                body = await response.read()
+                body = entry.public_body(await response.read())
                 exchange.status = response.status
                 await _respond(send, response.status, body,
                                [_JSON, (b"x-request-id", exchange.request_id.encode())])

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import orjson
 from django.db.models import Q
 
 from potluck.registry.models import RegisteredModel
+from potluck.serving.adapters import server_name
 from potluck.serving.models import Deployment, DeploymentState, Replica, ReplicaState
 
 
@@ -25,6 +27,18 @@ class ModelEntry:
     parent: str | None  # base model name, for adapters
     context_length: int | None
     created: int
+    served_name: str = ""  # the name the replicas know it by (adapters: their own)
+
+    def __post_init__(self) -> None:
+        if not self.served_name:
+            object.__setattr__(self, "served_name", self.name)
+
+    def public_body(self, raw: bytes) -> bytes:
+        """An upstream answer (or one SSE event) with the server's name for the model
+        replaced by the caller's; unchanged when the two are the same."""
+        if self.served_name == self.name:
+            return raw
+        return raw.replace(orjson.dumps(self.served_name), orjson.dumps(self.name))
 
 
 @dataclass(eq=False)
@@ -59,7 +73,8 @@ def load_snapshot() -> Snapshot:
             id=str(m.id), name=m.name,
             organization_id=str(m.organization_id) if m.organization_id else None,
             route_id=str(m.base_id or m.id), parent=m.base.name if m.base_id else None,
-            context_length=m.context_length, created=int(m.created_at.timestamp()))
+            context_length=m.context_length, created=int(m.created_at.timestamp()),
+            served_name=server_name(m.id) if m.base_id else m.name)
         snapshot.models.setdefault(m.name, []).append(entry)
     for r in Replica.objects.filter(state=ReplicaState.READY, deployment__model_id__in=base_ids,
                                     deployment__state=DeploymentState.ACTIVE
@@ -115,7 +130,7 @@ class Catalog:
         best = None
         for replica in self.snapshot.replicas.get(entry.route_id, ()):
             if replica.id in tried or (entry.parent is not None
-                                       and entry.name not in replica.adapters):
+                                       and entry.served_name not in replica.adapters):
                 continue
             if best is None or replica.in_flight < best.in_flight:
                 best = replica

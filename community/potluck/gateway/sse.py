@@ -9,13 +9,22 @@ before it reaches the client.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import orjson
 
 
+def _same(event: bytes) -> bytes:
+    return event
+
+
 class StreamMeter:
-    def __init__(self, client_wants_usage: bool) -> None:
+    def __init__(self, client_wants_usage: bool,
+                 rename: Callable[[bytes], bytes] = _same) -> None:
+        """``rename`` is applied to whole events only (an adapter's server name becomes
+        the caller's name for it; see ``ModelEntry.public_body``)."""
         self.client_wants_usage = client_wants_usage
+        self.rename = rename
         self.buffer = b""
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -33,11 +42,11 @@ class StreamMeter:
         for event in complete.split(b"\n\n"):
             if self._keep(event):
                 out.append(event)
-        return b"\n\n".join(out) + b"\n\n" if out else b""
+        return self.rename(b"\n\n".join(out) + b"\n\n") if out else b""
 
     def flush(self) -> bytes:
         rest, self.buffer = self.buffer, b""
-        return rest
+        return self.rename(rest)
 
     def _keep(self, event: bytes) -> bool:
         data = event.removeprefix(b"data: ").removeprefix(b"data:")

@@ -3,9 +3,15 @@
 holds every adapter registered on its base model, loaded at run time through vLLM's
 ``/v1/load_lora_adapter`` (and unloaded when the adapter is deleted).
 
-``Replica.adapters`` records what a replica holds; the gateway routes an adapter's
-requests only to replicas that hold it, so a request never meets a replica that would
-not know the name. A restarted server starts empty and is filled again here.
+An adapter is loaded under a server name of its own, ``adapter-<registered id>``,
+never its registered name: vLLM's adapter names are global to a server, and two
+organizations may each register an adapter called ``helper`` on one public base. The
+gateway (and the batch runner) send the server name upstream and give the caller's
+name back in the answer (``ModelEntry.served_name``, ``ModelEntry.public_body``).
+
+``Replica.adapters`` records the server names a replica holds; the gateway routes an
+adapter's requests only to replicas that hold it, so a request never meets a replica
+that would not know the name. A restarted server starts empty and is filled again here.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 from potluck.registry.models import Kind, RegisteredModel
 from potluck.serving.models import Replica, ReplicaState
@@ -22,6 +29,11 @@ from potluck.serving.models import Replica, ReplicaState
 log = logging.getLogger(__name__)
 RETRY_FAILED_AFTER_SECONDS = 60.0
 TIMEOUT_SECONDS = 30.0
+
+
+def server_name(model_id: uuid.UUID | str) -> str:
+    """The name an adapter is loaded under in vLLM: unique to the registered adapter."""
+    return f"adapter-{uuid.UUID(str(model_id)).hex}"
 
 
 def _post(url: str, body: dict[str, str]) -> tuple[int, str]:
@@ -45,9 +57,9 @@ def sync_adapters(replica: Replica, failures: dict[tuple[str, str], float]) -> N
     """
     if not replica.deployment.engine_args.get("enable_lora"):
         return
-    wanted = dict(RegisteredModel.objects.filter(base_id=replica.deployment.model_id,
-                                                 kind=Kind.ADAPTER)
-                  .values_list("name", "path"))
+    wanted = {server_name(model_id): path for model_id, path in
+              RegisteredModel.objects.filter(base_id=replica.deployment.model_id,
+                                             kind=Kind.ADAPTER).values_list("id", "path")}
     held = set(replica.adapters)
     loaded, unloaded = [], []
     for name in sorted(set(wanted) - held):

@@ -19,12 +19,14 @@ class FakeReplica:
     delay: float = 0.0  # seconds before each answer
     request_ids: list[str] = field(default_factory=list)  # x-request-id of each request
     arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
+    models: list[str] = field(default_factory=list)  # the "model" each request named
     port: int = 0
 
     async def complete(self, request: web.Request) -> web.Response:
         body: dict[str, Any] = await request.json()
         self.request_ids.append(request.headers.get("x-request-id", ""))
         self.arrivals.append(time.monotonic())
+        self.models.append(body.get("model", ""))
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.always is not None:

@@ -27,6 +27,7 @@ from potluck.batches.models import Batch, BatchResult, BatchStatus
 from potluck.files import services as files
 from potluck.files.models import Purpose
 from potluck.registry.models import Kind, RegisteredModel, Source
+from potluck.serving.adapters import server_name
 from potluck.serving.models import Deployment, Replica
 from potluck.usage.models import UsageRecord
 from potluck.usage.rollup import roll_up
@@ -141,16 +142,21 @@ def test_lines_route_like_the_gateway(org, other_org, batch_file, fake_replicas,
     served("private", [public.port], organization=other_org)
     base_model = served("base", [base.port], organization=org)
     Deployment.objects.filter(model=base_model).update(engine_args={"enable_lora": True})
-    Replica.objects.filter(deployment__model=base_model).update(adapters=["my-adapter"])
-    RegisteredModel.objects.create(name="my-adapter", organization=org, kind=Kind.ADAPTER,
-                                   base=base_model, source=Source.HUGGINGFACE,
-                                   repo_id="test/my-adapter")
+    adapter = RegisteredModel.objects.create(
+        name="my-adapter", organization=org, kind=Kind.ADAPTER, base=base_model,
+        source=Source.HUGGINGFACE, repo_id="test/my-adapter")
+    Replica.objects.filter(deployment__model=base_model).update(
+        adapters=[server_name(adapter.id)])
     lines = [request_line(1, model="shared"), request_line(2, model="my-adapter"),
              request_line(3, model="private")]
     batch = new_batch(org, batch_file(org, lines))
 
     assert runner.run_batch(batch.pk) == BatchStatus.COMPLETED
     assert own.request_ids == [rid(batch, 1)] and base.request_ids == [rid(batch, 2)]
+    # The adapter goes upstream under its server name; the answer names it as the org does.
+    assert base.models == [server_name(adapter.id)]
+    output = read_jsonl(stored_file(org, Batch.objects.get(pk=batch.pk).output_file_id))
+    assert [line["response"]["body"]["model"] for line in output] == ["shared", "my-adapter"]
     assert public.request_ids == []  # another org's model is not this org's to use
     [error] = read_jsonl(stored_file(org, Batch.objects.get(pk=batch.pk).error_file_id))
     assert (error["custom_id"], error["error"]["code"]) == ("req-3", "model_not_found")

@@ -160,6 +160,41 @@ def test_another_orgs_model_is_invisible(serving, upstream, gateway, other_org):
     assert {m.id for m in theirs.models.list().data} == {"demo", "globex-private"}
 
 
+def test_same_named_adapters_of_two_orgs_stay_apart_and_keep_their_names(
+        serving, upstream, gateway, org, other_org):
+    """vLLM knows adapters by one global name per server: each is loaded (and sent)
+    under its own server name, and the caller sees the name it used."""
+    from potluck.registry.models import Kind, RegisteredModel, Source
+    from potluck.serving.adapters import server_name
+    from potluck.serving.models import Deployment, Replica
+
+    base = serving.model("base", replica_ports=(upstream.port,))
+    Deployment.objects.filter(model=base).update(engine_args={"enable_lora": True})
+    ours, theirs = (RegisteredModel.objects.create(
+        name="helper", organization=owner, kind=Kind.ADAPTER, base=base,
+        source=Source.HUGGINGFACE, repo_id=f"test/helper-{owner.slug}")
+        for owner in (org, other_org))
+    Replica.objects.filter(deployment__model=base).update(
+        adapters=[server_name(ours.id), server_name(theirs.id)])
+    messages = [{"role": "user", "content": "hi"}]
+
+    answer = client(gateway, serving.key).chat.completions.create(
+        model="helper", messages=messages)
+    assert upstream.bodies[-1]["model"] == server_name(ours.id)
+    assert answer.model == "helper"
+    chunks = list(client(gateway, serving.key).chat.completions.create(
+        model="helper", messages=messages, stream=True))
+    assert upstream.bodies[-1]["model"] == server_name(ours.id)
+    assert len(chunks) >= 3 and {c.model for c in chunks} == {"helper"}
+    answer = client(gateway, serving.other_key).chat.completions.create(
+        model="helper", messages=messages)
+    assert upstream.bodies[-1]["model"] == server_name(theirs.id)
+    assert answer.model == "helper"
+    assert client(gateway, serving.key).completions.create(
+        model="base", prompt="x").model == "base"
+    assert upstream.bodies[-1]["model"] == "base"
+
+
 def test_a_dead_replica_is_skipped_before_anything_is_sent(serving, upstream, gateway):
     serving.model("demo", replica_ports=(closed_port(), upstream.port))
     sdk = client(gateway, serving.key)
