@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Where file bytes live. Callers only see ``Storage``; ``get_storage()`` picks the backend.
 
-A key is ``<org id>/<file id>``. An S3-compatible backend implements the same four
-methods (multipart upload for ``save``, a streaming body for ``open``) and is selected
-with ``POTLUCK_FILE_STORAGE``; no caller changes.
+A key is ``<org id>/<file id>``. ``potluck.files.storage_s3.S3Storage`` implements the
+same four methods on an S3-compatible bucket (multipart upload for ``save``, a streaming
+body for ``open``) and is selected with ``POTLUCK_FILE_STORAGE``; no caller changes.
 """
 
 from __future__ import annotations
