@@ -30,6 +30,11 @@ def max_attempts() -> int:
     return max(1, env.env_int("POTLUCK_BATCH_MAX_ATTEMPTS", 4))
 
 
+def max_failed_runs() -> int:
+    """Runs in a row that may end in an unexpected error before the batch fails."""
+    return max(1, env.env_int("POTLUCK_BATCH_MAX_FAILED_RUNS", 5))
+
+
 def lease_seconds() -> float:
     """A runner silent this long is taken for dead; ``resume_stalled_batches`` takes over."""
     return float(env.env_int("POTLUCK_BATCH_LEASE_SECONDS", 30))

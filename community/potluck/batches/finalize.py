@@ -102,8 +102,10 @@ def mark_expired_lines(batch: Batch) -> int:
     return marked + len(pending)
 
 
-def finish(batch: Batch, token: str, status: BatchStatus) -> bool:
-    """Write the output and error files and end the batch in ``status``.
+def finish(batch: Batch, token: str, status: BatchStatus,
+           errors: list[dict] | None = None) -> bool:
+    """Write the output and error files and end the batch in ``status`` (with batch-level
+    ``errors`` for a batch that fails after some lines ran: their results are kept).
 
     False if the batch is no longer this runner's, or no longer in a status that may
     end this way (e.g. cancelled meanwhile: the caller looks again).
@@ -119,12 +121,13 @@ def finish(batch: Batch, token: str, status: BatchStatus) -> bool:
     now = timezone.now()
     with transaction.atomic():
         output = _write(batch, results.SUCCEEDED, "output", batch.request_completed)
-        errors = _write(batch, results.FAILED, "error", batch.request_failed)
+        error_file = _write(batch, results.FAILED, "error", batch.request_failed)
         ended = Batch.objects.filter(_owned(batch, token), status__in=_FROM[status]).update(
             status=status, **{_STAMP[status]: now},
             output_file_id=output.id if output else None,
-            error_file_id=errors.id if errors else None,
-            lease_owner="", lease_expires_at=None)
+            error_file_id=error_file.id if error_file else None,
+            lease_owner="", lease_expires_at=None,
+            **({"errors": errors} if errors is not None else {}))
         if not ended:
             transaction.set_rollback(True)
             return False

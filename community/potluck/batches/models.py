@@ -83,6 +83,9 @@ class Batch(OrgOwnedModel):
     # seconds). An empty owner with a future expiry is a dispatch waiting for a worker.
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Runs in a row that ended in an unexpected error (a run that ends normally resets
+    # it); at POTLUCK_BATCH_MAX_FAILED_RUNS the batch fails instead of being resumed.
+    failed_runs = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         indexes = [

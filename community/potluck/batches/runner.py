@@ -8,13 +8,15 @@ where the last one stopped (lines with a result are never sent again).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
 from django.db import close_old_connections
+from django.db.models import F
 from django.utils import timezone
 
-from potluck.batches import finalize, lease
+from potluck.batches import conf, finalize, lease
 from potluck.batches import input as batch_input
 from potluck.batches.dispatcher import Dispatcher, Stop
 from potluck.batches.models import TERMINAL, Batch, BatchStatus
@@ -37,15 +39,51 @@ def run_batch(batch_id: str) -> str:
         return "not claimed"  # finished, or a live runner has it
     keeper = lease.LeaseKeeper(batch, token, claimed_at)
     keeper.start()
+    ended, failure = "", ""
     try:
-        return _drive(batch, token, keeper)
+        ended = _drive(batch, token, keeper)
+        if ended == Stop.ERROR:
+            failure = "its results could not be recorded"
     except lease.LeaseLost:
         log.warning("batch %s: lease lost; another runner continues", batch_id)
         return Stop.LEASE_LOST
+    except Exception as error:  # a bug or an outage: counted, then resumed or failed
+        log.exception("batch %s: the run failed", batch_id)
+        failure = error.__class__.__name__
     finally:
         keeper.stop()
         lease.release(batch_id, token)
         close_old_connections()
+    if failure:
+        return _failed_run(batch, token, failure)
+    Batch.objects.filter(pk=batch_id, failed_runs__gt=0).update(failed_runs=0)
+    return ended
+
+
+def _failed_run(batch: Batch, token: str, why: str) -> str:
+    """Count a run that ended in an unexpected error; at the limit, fail the batch (its
+    recorded results go to its files). Called once the run has released its lease: the
+    batch is claimed again to end it, unless another runner has it by now."""
+    with contextlib.suppress(Exception):  # the database may be what failed
+        Batch.objects.filter(pk=batch.pk).update(failed_runs=F("failed_runs") + 1)
+        failed = Batch.objects.filter(pk=batch.pk).values_list("failed_runs", flat=True).get()
+        limit = conf.max_failed_runs()
+        if failed < limit:
+            log.warning("batch %s: failed run %d of %d; the periodic pass resumes it",
+                        batch.pk, failed, limit)
+            return "error"
+        claimed = lease.claim(batch.pk, token)
+        if claimed is not None:
+            try:
+                finalize.finish(claimed, token, BatchStatus.FAILED, errors=[{
+                    "code": "batch_run_failed", "param": None, "line": None,
+                    "message": f"The batch could not be run: {failed} runs in a row failed "
+                               f"({why}). Lines that finished keep their results."}])
+            finally:
+                lease.release(batch.pk, token)
+            log.error("batch %s failed after %d failed runs", batch.pk, failed)
+            return BatchStatus.FAILED
+    return "error"
 
 
 def _drive(batch: Batch, token: str, keeper: lease.LeaseKeeper) -> str:
@@ -85,10 +123,11 @@ def _drive(batch: Batch, token: str, keeper: lease.LeaseKeeper) -> str:
 def _validate(batch: Batch, token: str) -> None:
     try:
         stored = files.get_file(batch.organization, batch.input_file_id)
-    except NotFound:
+        check = batch_input.check_input(stored, batch.endpoint)
+    except (NotFound, FileNotFoundError):  # the row, or its bytes, are gone
         finalize.fail(batch, token, [_file_gone(batch)])
         return
-    finalize.start(batch, token, batch_input.check_input(stored, batch.endpoint))
+    finalize.start(batch, token, check)
 
 
 def _send_lines(batch: Batch, token: str, keeper: lease.LeaseKeeper) -> str | None:
@@ -98,7 +137,11 @@ def _send_lines(batch: Batch, token: str, keeper: lease.LeaseKeeper) -> str | No
         finalize.fail(batch, token, [_file_gone(batch)])
         return "failed"
     dispatcher = Dispatcher(batch, stored, keeper)
-    stopped = dispatcher.run()
+    try:
+        stopped = dispatcher.run()
+    except FileNotFoundError:  # its bytes went missing: what ran keeps its results
+        finalize.finish(batch, token, BatchStatus.FAILED, errors=[_file_gone(batch)])
+        return "failed"
     log.info("batch %s: %d requests sent this run (%s)", batch.pk, dispatcher.sent,
              stopped or "all lines done")
     return stopped

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 from batch_lines import read_jsonl, request_line
-from django.db import connections
+from django.db import OperationalError, connections
 from django.utils import timezone
 from waiting import wait_for
 
@@ -26,6 +26,7 @@ from potluck.batches import input as batch_input
 from potluck.batches.models import Batch, BatchResult, BatchStatus
 from potluck.files import services as files
 from potluck.files.models import Purpose
+from potluck.files.storage import get_storage
 from potluck.registry.models import Kind, RegisteredModel, Source
 from potluck.serving.adapters import server_name
 from potluck.serving.models import Deployment, Replica
@@ -325,6 +326,83 @@ def test_a_runner_that_cannot_renew_its_lease_stops_sending_before_it_lapses(
     assert [t for t in replica.arrivals if t >= lapsed] == []
     # Lines in flight when it stopped finished and kept their results: none is lost.
     assert BatchResult.objects.filter(batch=batch).count() == sent
+
+
+def test_an_input_file_whose_bytes_are_gone_fails_the_batch(org, batch_file, fake_replicas,
+                                                             served):
+    replica = fake_replicas()
+    served("fake-model", [replica.port])
+    stored = batch_file(org, [request_line(n) for n in range(1, 4)])
+    batch = new_batch(org, stored)
+    get_storage().delete(stored.storage_key)  # the row stays; the bytes are lost
+
+    assert runner.run_batch(batch.pk) == BatchStatus.FAILED
+    [error] = Batch.objects.get(pk=batch.pk).errors
+    assert (error["code"], error["param"]) == ("file_not_found", "input_file_id")
+    assert replica.request_ids == []
+
+
+def outage_in(monkeypatch, module: object, name: str) -> list[bool]:
+    """Makes ``module.name`` raise OperationalError while the returned flag is true."""
+    real = getattr(module, name)
+    down = [True]
+
+    def maybe_down(*args: object) -> object:
+        if down[0]:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(*args)
+
+    monkeypatch.setattr(module, name, maybe_down)
+    return down
+
+
+def test_a_run_that_ends_normally_resets_the_count_of_failed_runs(
+        org, batch_file, fake_replicas, served, monkeypatch):
+    replica = fake_replicas()
+    served("fake-model", [replica.port])
+    batch = new_batch(org, batch_file(org, [request_line(n) for n in range(1, 5)]))
+    down = outage_in(monkeypatch, results, "recorded_lines")
+
+    assert [runner.run_batch(batch.pk) for _ in range(2)] == ["error", "error"]
+    failing = Batch.objects.get(pk=batch.pk)
+    assert (failing.status, failing.failed_runs, failing.lease_owner) == (
+        BatchStatus.IN_PROGRESS, 2, "")
+    assert services.resume_stalled_batches() == [batch.pk]  # released: resumed at once
+    down[0] = False
+    assert runner.run_batch(batch.pk) == BatchStatus.COMPLETED
+    assert Batch.objects.get(pk=batch.pk).failed_runs == 0
+    assert sorted(replica.request_ids) == sorted(rid(batch, n) for n in range(1, 5))
+
+
+def test_runs_that_keep_failing_fail_the_batch_and_keep_the_finished_lines(
+        org, batch_file, fake_replicas, served, monkeypatch):
+    monkeypatch.setenv("POTLUCK_BATCH_MAX_FAILED_RUNS", "3")
+    replica = fake_replicas()
+    served("fake-model", [replica.port])
+    stored = batch_file(org, [request_line(n) for n in range(1, 7)])
+    batch = new_batch(org, stored)
+    # An earlier run recorded lines 1 and 2.
+    assert lease.claim(batch.pk, "earlier") is not None
+    assert finalize.start(batch, "earlier", batch_input.check_input(stored, batch.endpoint))
+    results.record(batch.pk, [results.Outcome(line=n, custom_id=f"req-{n}", model="fake-model",
+                                              status_code=200, body={"recorded": n})
+                              for n in (1, 2)])
+    lease.release(batch.pk, "earlier")
+    outage_in(monkeypatch, results, "recorded_lines")
+
+    assert [runner.run_batch(batch.pk) for _ in range(3)] == [
+        "error", "error", BatchStatus.FAILED]
+    failed = Batch.objects.get(pk=batch.pk)
+    assert (failed.failed_runs, failed.lease_owner, failed.request_completed) == (3, "", 2)
+    [error] = failed.errors
+    assert error["code"] == "batch_run_failed"
+    assert "3 runs in a row failed (OperationalError)" in error["message"]
+    assert "closed the connection" not in error["message"]  # details stay in the log
+    output = read_jsonl(stored_file(org, failed.output_file_id))
+    assert [line["response"]["body"] for line in output] == [{"recorded": 1}, {"recorded": 2}]
+    assert replica.request_ids == []
+    assert services.resume_stalled_batches() == []
+    assert runner.run_batch(batch.pk) == "not claimed"
 
 
 def test_a_running_batch_expires_and_unsent_lines_get_batch_expired(
