@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 
 import pytest
@@ -79,6 +80,16 @@ def closed_port() -> int:
 def stored_file(org, file_id: str | None):
     assert file_id is not None
     return files.get_file(org, file_id)
+
+
+def ran_some_lines(batch: Batch, stored, token: str, lines: Iterable[int]) -> None:
+    """What a runner holding ``token`` leaves after recording ``lines``: the batch
+    in progress, still leased to it, those lines with results ``{"recorded": n}``."""
+    assert lease.claim(batch.pk, token) is not None
+    assert finalize.start(batch, token, batch_input.check_input(stored, batch.endpoint))
+    results.record(batch.pk, [results.Outcome(line=n, custom_id=f"req-{n}", model="fake-model",
+                                              status_code=200, body={"recorded": n})
+                              for n in lines])
 
 
 def rid(batch: Batch, line: int) -> str:
@@ -221,11 +232,7 @@ def test_a_resumed_batch_never_resends_recorded_lines(org, batch_file, fake_repl
     stored = batch_file(org, [request_line(n) for n in range(1, 11)])
     batch = new_batch(org, stored)
     # A runner that recorded lines 1-4, then died holding its lease.
-    assert lease.claim(batch.pk, "dead-worker") is not None
-    assert finalize.start(batch, "dead-worker", batch_input.check_input(stored, batch.endpoint))
-    results.record(batch.pk, [results.Outcome(line=n, custom_id=f"req-{n}", model="fake-model",
-                                              status_code=200, body={"recorded": n})
-                              for n in range(1, 5)])
+    ran_some_lines(batch, stored, "dead-worker", range(1, 5))
 
     assert runner.run_batch(batch.pk) == "not claimed"  # its lease has not lapsed yet
     assert services.resume_stalled_batches() == []
@@ -381,12 +388,7 @@ def test_runs_that_keep_failing_fail_the_batch_and_keep_the_finished_lines(
     served("fake-model", [replica.port])
     stored = batch_file(org, [request_line(n) for n in range(1, 7)])
     batch = new_batch(org, stored)
-    # An earlier run recorded lines 1 and 2.
-    assert lease.claim(batch.pk, "earlier") is not None
-    assert finalize.start(batch, "earlier", batch_input.check_input(stored, batch.endpoint))
-    results.record(batch.pk, [results.Outcome(line=n, custom_id=f"req-{n}", model="fake-model",
-                                              status_code=200, body={"recorded": n})
-                              for n in (1, 2)])
+    ran_some_lines(batch, stored, "earlier", (1, 2))  # and released its lease
     lease.release(batch.pk, "earlier")
     outage_in(monkeypatch, results, "recorded_lines")
 

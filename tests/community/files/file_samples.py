@@ -35,3 +35,22 @@ def named(content: bytes, name: str = "data.jsonl") -> io.BytesIO:
 def stored_files(root: Path) -> list[Path]:
     """Every file under the storage root, temp files included."""
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def content_under_asgi(file_id: str, key: str) -> tuple[Any, list[bytes]]:
+    """GET /v1/files/<id>/content through Django's ASGI handler: the response and the
+    chunks it streamed. Fails if Django had to read a synchronous iterator whole."""
+    import warnings
+
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    async def fetch() -> tuple[Any, list[bytes]]:
+        response = await AsyncClient().get(
+            f"/v1/files/{file_id}/content",
+            headers={"Authorization": f"Bearer {key}", "Accept": "application/binary"})
+        return response, [chunk async for chunk in response.streaming_content]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Django warns, then reads the file whole
+        return async_to_sync(fetch)()

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient
-from file_samples import chat, jsonl, named
+from file_samples import chat, content_under_asgi, jsonl, named
 
 from potluck.files import services
 from potluck.files.api import CONTENT_CHUNK_BYTES
@@ -23,18 +22,7 @@ def test_content_is_streamed_chunk_by_chunk_under_asgi(org, key_for):
     assert len(BIG) > 2 * CONTENT_CHUNK_BYTES
     stored = services.create_file(org, upload=named(BIG), filename="big.jsonl",
                                   purpose="fine-tune")
-    key = key_for(org, ["read"])
-
-    async def fetch() -> tuple[object, list[bytes]]:
-        response = await AsyncClient().get(
-            f"/v1/files/{stored.id}/content",
-            headers={"Authorization": f"Bearer {key}", "Accept": "application/binary"})
-        return response, [chunk async for chunk in response.streaming_content]
-
-    # Django warns, then reads the file whole, when it must serve a synchronous iterator.
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        response, chunks = async_to_sync(fetch)()
+    response, chunks = content_under_asgi(stored.id, key_for(org, ["read"]))
     assert response.status_code == 200
     assert response["Content-Length"] == str(len(BIG))
     assert response["Content-Disposition"] == 'attachment; filename="big.jsonl"'

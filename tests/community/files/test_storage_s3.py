@@ -9,7 +9,6 @@ import hashlib
 import json
 import math
 import random
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +16,9 @@ from typing import Any
 
 import openai
 import pytest
-from asgiref.sync import async_to_sync
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import AsyncClient
-from file_samples import chat, jsonl, named, stored_files
+from file_samples import chat, content_under_asgi, jsonl, named, stored_files
 from openai import OpenAI
 from s3_server import REGION, S3Server
 
@@ -362,17 +359,7 @@ def test_a_multipart_upload_through_the_api_streams_back_under_asgi(org, client_
     file_id = response.json()["id"]
     assert bucket.read(f"{PREFIX}/{org.pk}/{file_id}") == big
     assert bucket.unfinished_uploads() == []
-    key = key_for(org, ["read"])
-
-    async def fetch() -> tuple[Any, list[bytes]]:
-        response = await AsyncClient().get(
-            f"/v1/files/{file_id}/content",
-            headers={"Authorization": f"Bearer {key}", "Accept": "application/binary"})
-        return response, [chunk async for chunk in response.streaming_content]
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # Django warns when it must read the file whole
-        content, chunks = async_to_sync(fetch)()
+    content, chunks = content_under_asgi(file_id, key_for(org, ["read"]))
     assert content.status_code == 200 and content["Content-Length"] == str(len(big))
     assert len(chunks) == math.ceil(len(big) / CONTENT_CHUNK_BYTES)
     assert b"".join(chunks) == big
