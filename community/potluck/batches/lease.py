@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -128,7 +128,6 @@ class LeaseKeeper(threading.Thread):
             state = renew(self.batch_id, self.token)
         except Exception:  # a database blip: the lease has time to spare, try again
             log.warning("batch %s: lease renewal failed", self.batch_id, exc_info=True)
-            close_old_connections()
             connection.close()
             return
         took = time.monotonic() - asked
@@ -141,8 +140,9 @@ class LeaseKeeper(threading.Thread):
             self.status, self.expires_at = state
             # The new expiry was computed after ``asked``: counting from it is safe.
             self._held_until = asked + self.lease_seconds
-        if self.on_change is not None:
-            self.on_change()
+        callback = self.on_change  # stop() may clear it meanwhile
+        if callback is not None:
+            callback()
 
     def stop(self) -> None:
         """Stop renewing (the caller then releases or has ended the lease). A renewal
