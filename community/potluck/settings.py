@@ -165,6 +165,9 @@ FINETUNE_FULL_MAX_BYTES = env.env_int("POTLUCK_FINETUNE_FULL_MAX_BYTES", 3 * 2**
 # Times a job is restarted from its last checkpoint after its trainer or node died.
 FINETUNE_MAX_ATTEMPTS = env.env_int("POTLUCK_FINETUNE_MAX_ATTEMPTS", 3)
 FINETUNE_CANCEL_GRACE_SECONDS = env.env_int("POTLUCK_FINETUNE_CANCEL_GRACE_SECONDS", 60)
+# A paused trainer first finishes its step and writes a checkpoint; past this it is killed
+# and the job pauses at its last checkpoint before that.
+FINETUNE_PAUSE_GRACE_SECONDS = env.env_int("POTLUCK_FINETUNE_PAUSE_GRACE_SECONDS", 300)
 FINETUNE_SUPERVISE_SECONDS = float(env.env_str("POTLUCK_FINETUNE_SUPERVISE_SECONDS", "1"))
 
 # Local model directories that the API may register; the CLI (the operator) may

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``potluck fine-tunes``: list, watch (a live progress bar) and cancel fine-tuning jobs.
+"""``potluck fine-tunes``: list, watch (a live progress bar), pause, resume and cancel
+fine-tuning jobs.
 
 Jobs are created with the OpenAI SDK or the API (they need an uploaded dataset); the
 CLI is for the operator who wants to see them train.
@@ -22,7 +23,7 @@ console = Console()
 
 @click.group("fine-tunes")
 def fine_tunes() -> None:
-    """Fine-tuning jobs: list, watch live, cancel."""
+    """Fine-tuning jobs: list, watch live, pause, resume, cancel."""
 
 
 @fine_tunes.command("list")
@@ -45,7 +46,7 @@ def list_jobs(org_name: str) -> None:
 @click.option("--org", "org_name", required=True, help="Organization slug or name.")
 @needs_django
 def watch(job_id: str, org_name: str) -> None:
-    """Follow a job until it ends: progress, loss, ETA; exit 1 if it fails."""
+    """Follow a job until it ends or pauses: progress, loss, ETA; exit 1 if it fails."""
     from potluck.finetune import services
 
     org = find_org(org_name)
@@ -65,7 +66,7 @@ def watch(job_id: str, org_name: str) -> None:
                 progress.update(task, total=data.get("total_steps"),
                                 completed=data.get("step", 0), info=info)
             progress.update(task, description=job.status)
-            if job.is_terminal:
+            if job.is_terminal or job.status == "paused":
                 break
             time.sleep(1)
     if job.status == "succeeded":
@@ -86,3 +87,27 @@ def cancel(job_id: str, org_name: str) -> None:
 
     job = services.cancel_job(find_org(org_name), job_id)
     click.echo(f"{job.id} {'cancelling' if job.status == 'running' else job.status}")
+
+
+@fine_tunes.command()
+@click.argument("job_id")
+@click.option("--org", "org_name", required=True, help="Organization slug or name.")
+@needs_django
+def pause(job_id: str, org_name: str) -> None:
+    """Pause a job (a running trainer checkpoints its step and stops; its slot is freed)."""
+    from potluck.finetune import services
+
+    job = services.pause_job(find_org(org_name), job_id)
+    click.echo(f"{job.id} {'pausing' if job.status == 'running' else job.status}")
+
+
+@fine_tunes.command()
+@click.argument("job_id")
+@click.option("--org", "org_name", required=True, help="Organization slug or name.")
+@needs_django
+def resume(job_id: str, org_name: str) -> None:
+    """Resume a paused job: queued again, it continues from its last checkpoint."""
+    from potluck.finetune import services
+
+    job = services.resume_job(find_org(org_name), job_id)
+    click.echo(f"{job.id} {job.status}")

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """``/v1/fine_tuning/jobs``: OpenAI's fine-tuning API (create, list, retrieve, cancel,
-events, checkpoints), plus Potluck's LoRA/full ``adapter`` options."""
+pause, resume, events, checkpoints), plus Potluck's LoRA/full ``adapter`` options."""
 
 from __future__ import annotations
 
@@ -90,6 +90,16 @@ class JobView(OpenAIView):
 class CancelView(OpenAIView):
     def post(self, request: Request, job_id: str) -> Response:
         return Response(job_object(services.cancel_job(self.tenant.organization, job_id)))
+
+
+class PauseView(OpenAIView):
+    def post(self, request: Request, job_id: str) -> Response:
+        return Response(job_object(services.pause_job(self.tenant.organization, job_id)))
+
+
+class ResumeView(OpenAIView):
+    def post(self, request: Request, job_id: str) -> Response:
+        return Response(job_object(services.resume_job(self.tenant.organization, job_id)))
 
 
 class EventsView(OpenAIView):

@@ -27,12 +27,14 @@ class JobStatus(models.TextChoices):
     VALIDATING_FILES = "validating_files"
     QUEUED = "queued"
     RUNNING = "running"
+    PAUSED = "paused"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
 TERMINAL_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+# A paused job is neither: it holds no training slot and waits for a resume (or cancel).
 ACTIVE_STATUSES = (JobStatus.VALIDATING_FILES, JobStatus.QUEUED, JobStatus.RUNNING)
 
 
@@ -80,6 +82,8 @@ class FineTuningJob(OrgOwnedModel):
     output_dir = models.CharField(max_length=1024, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
+    # Running: the trainer is asked to checkpoint and exit; the job then turns paused.
+    pause_requested = models.BooleanField(default=False)
     last_event_seq = models.BigIntegerField(default=0)  # the trainer's events ingested
     created_by_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True,
                                        on_delete=models.SET_NULL, related_name="+")

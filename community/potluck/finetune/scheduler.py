@@ -56,7 +56,7 @@ def schedule() -> list[str]:
 
 def requeue_jobs_of_lost_nodes() -> list[str]:
     """A running job whose node is lost resumes elsewhere (from its last checkpoint when
-    that node can reach it), is cancelled if cancellation was asked, or fails after
+    that node can reach it), is cancelled or paused if that was asked, or fails after
     ``FINETUNE_MAX_ATTEMPTS``."""
     lost = set(Node.objects.filter(state__in=(NodeState.LOST, NodeState.OFFLINE))
                .values_list("name", flat=True))
@@ -71,6 +71,15 @@ def requeue_jobs_of_lost_nodes() -> list[str]:
                 job.status, job.finished_at = JobStatus.CANCELLED, now
                 job.save(update_fields=["status", "finished_at", "updated_at"])
                 add_event(job, f"Job cancelled (node {job.node} was lost while stopping)")
+            elif job.pause_requested:
+                previous = job.node
+                job.status, job.node, job.pid, job.pause_requested = (
+                    JobStatus.PAUSED, "", None, False)
+                job.estimated_finish = None
+                job.save(update_fields=["status", "node", "pid", "pause_requested",
+                                        "estimated_finish", "updated_at"])
+                add_event(job, f"Job paused (node {previous} was lost while pausing); it "
+                          "resumes from its last checkpoint", level="warn")
             elif job.attempts >= settings.FINETUNE_MAX_ATTEMPTS:
                 job.status, job.finished_at = JobStatus.FAILED, now
                 job.error = {"code": "node_lost", "param": None,

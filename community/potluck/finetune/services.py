@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Fine-tuning jobs: create (checked up front), validate, cancel, and read.
+"""Fine-tuning jobs: create (checked up front), validate, pause, resume, cancel, and read.
 
-A job moves ``validating_files → queued → running → succeeded | failed | cancelled``.
+A job moves ``validating_files → queued → running → succeeded | failed | cancelled``;
+a queued or running job can be paused (``paused``, holding no training slot) and resumed
+(``queued`` again, continuing from its last checkpoint).
 Requests that can be refused up front (unknown model, a file of the wrong purpose or
 another org's, out-of-range hyperparameters) are a 400 at create and leave no job.
 """
@@ -219,13 +221,14 @@ def fail(job: FineTuningJob, code: str, message: str, *, param: str | None = Non
 
 
 def cancel_job(org: Organization, job_id: str) -> FineTuningJob:
-    """Not started yet: cancelled at once. Running: its trainer is asked to stop (the
-    agent sends SIGTERM; it stops within a step) and the job turns cancelled then."""
+    """Not started yet, or paused: cancelled at once. Running: its trainer is asked to stop
+    (the agent sends SIGTERM; it stops within a step) and the job turns cancelled then."""
     job = get_job(org, job_id)
     now = timezone.now()
     with transaction.atomic():
         moved = FineTuningJob.objects.filter(
-            pk=job.pk, status__in=(JobStatus.VALIDATING_FILES, JobStatus.QUEUED)).update(
+            pk=job.pk, status__in=(JobStatus.VALIDATING_FILES, JobStatus.QUEUED,
+                                   JobStatus.PAUSED)).update(
             status=JobStatus.CANCELLED, finished_at=now, updated_at=now)
         if moved:
             add_event(job, "Job cancelled")
@@ -233,13 +236,74 @@ def cancel_job(org: Organization, job_id: str) -> FineTuningJob:
                                           cancel_requested=False).update(
                 cancel_requested=True, updated_at=now):
             add_event(job, "Cancellation requested; stopping the trainer")
-            from potluck.serving.dispatch import request_reconcile
-
-            request_reconcile([job.node])
+            _wake_node(job)
         elif job.is_terminal:
             raise Conflict(f"job {job.id} has already {job.status}", field="fine_tuning_job_id")
     job.refresh_from_db()
     return job
+
+
+def pause_job(org: Organization, job_id: str) -> FineTuningJob:
+    """Queued: paused at once. Running: its trainer is asked to checkpoint and exit (the
+    agent sends SIGUSR1; it does so at the end of the current step) and the job turns
+    paused then. Asking again while that happens changes nothing; any other state is a
+    409."""
+    job = get_job(org, job_id)
+    now = timezone.now()
+    with transaction.atomic():
+        if FineTuningJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+                status=JobStatus.PAUSED, estimated_finish=None, updated_at=now):
+            add_event(job, "Job paused")
+        elif FineTuningJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING,
+                                          cancel_requested=False,
+                                          pause_requested=False).update(
+                pause_requested=True, updated_at=now):
+            add_event(job, "Pause requested; the trainer checkpoints and stops")
+            _wake_node(job)
+        else:
+            job.refresh_from_db()
+            if job.status == JobStatus.RUNNING and job.cancel_requested:
+                raise Conflict(f"job {job.id} is being cancelled",
+                               field="fine_tuning_job_id")
+            if job.status != JobStatus.RUNNING:  # running with a pause asked: as asked
+                raise Conflict(_cannot("pause", job), field="fine_tuning_job_id")
+    job.refresh_from_db()
+    return job
+
+
+def resume_job(org: Organization, job_id: str) -> FineTuningJob:
+    """Paused → queued: the scheduler starts it on a node with a free slot, from its last
+    checkpoint (or from the start when it had none). Any other state is a 409."""
+    job = get_job(org, job_id)
+    now = timezone.now()
+    with transaction.atomic():
+        if not FineTuningJob.objects.filter(pk=job.pk, status=JobStatus.PAUSED).update(
+                status=JobStatus.QUEUED, pause_requested=False, updated_at=now):
+            job.refresh_from_db()
+            raise Conflict(_cannot("resume", job), field="fine_tuning_job_id")
+        add_event(job, "Job resumed; waiting for a training slot")
+        _send_on_commit(SCHEDULE_TASK)
+    job.refresh_from_db()
+    return job
+
+
+def _cannot(action: str, job: FineTuningJob) -> str:
+    if job.is_terminal:
+        return f"job {job.id} has already {job.status}"
+    if action == "pause" and job.status == JobStatus.PAUSED:
+        return f"job {job.id} is already paused"
+    if action == "pause":
+        return f"job {job.id} is {job.status}; it can be paused once it is queued"
+    return f"job {job.id} is {job.status}, not paused"
+
+
+def _wake_node(job: FineTuningJob) -> None:
+    """Nudge the agent of the node the job runs on now (it also looks every second)."""
+    from potluck.serving.dispatch import request_reconcile
+
+    node = FineTuningJob.objects.filter(pk=job.pk).values_list("node", flat=True).first()
+    if node:
+        request_reconcile([node])
 
 
 def list_jobs(org: Organization) -> QuerySet:

@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The node agent's side of fine-tuning: start, watch, cancel and finish trainers.
+"""The node agent's side of fine-tuning: start, watch, pause, cancel and finish trainers.
 
 Each ``running`` job assigned to this node gets a trainer process
 (``python -m potluck.finetune.trainer SPEC``) in its own session, so it outlives an
 agent restart; a new agent adopts it (found by its command line). The trainer writes
 ``events.jsonl``, checkpoints and ``result.json`` into the job's directory; this
 supervisor copies the events into Postgres (idempotently, by the trainer's sequence
-number), turns SIGTERM into cancellation, and on exit either finishes the job or, when
-the trainer died without a result, resumes it from its last checkpoint.
+number), turns cancellation into SIGTERM and a pause into SIGUSR1 (checkpoint, then
+exit), and on exit either finishes or pauses the job or, when the trainer died without a
+result, resumes it from its last checkpoint (or pauses it there, if a pause was asked).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from typing import Any
 import psutil
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from potluck.files import services as files
@@ -44,7 +47,8 @@ from potluck.finetune.services import fail
 
 log = logging.getLogger(__name__)
 TRAINER_MODULE = "potluck.finetune.trainer"
-EXIT_FAILED, EXIT_CANCELLED = 2, 3
+EXIT_FAILED, EXIT_CANCELLED, EXIT_PAUSED = 2, 3, 4
+RESULT_FILE = "result.json"
 
 
 def job_dir(job_id: str) -> Path:
@@ -84,7 +88,8 @@ class TrainingSupervisor:
         self.lock = threading.Lock()
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.offsets: dict[str, int] = {}  # bytes of events.jsonl already ingested
-        self.terminating: dict[str, float] = {}
+        self.terminating: dict[str, float] = {}  # job id → when SIGTERM was sent
+        self.pausing: dict[str, float] = {}  # job id → when SIGUSR1 was sent
 
     # -- one pass ---------------------------------------------------------------------
 
@@ -124,6 +129,7 @@ class TrainingSupervisor:
                 del self.children[job_id]
                 self.offsets.pop(job_id, None)
                 self.terminating.pop(job_id, None)
+                self.pausing.pop(job_id, None)
 
     def _supervise(self, job: FineTuningJob) -> None:
         directory = Path(job.output_dir) if job.output_dir else job_dir(job.id)
@@ -133,13 +139,19 @@ class TrainingSupervisor:
         if alive:
             if job.cancel_requested:
                 self._terminate(job, alive)
+            elif job.pause_requested:
+                self._pause(job, alive)
             return
         code = self._exit_code(job)
         result = _read_result(directory)
+        if result is not None and result.get("status") == "paused" and not job.pause_requested:
+            result = None  # an earlier pause's, left by an agent that died before removing it
         if result is not None:
             self._finish(job, result, directory)
         elif job.cancel_requested:
             self._cancelled(job)
+        elif job.pause_requested:  # died, killed past the grace, or never started
+            self._paused(job, directory, clean=False)
         elif job.pid is None:
             self._start(job, directory, resume_from=latest_checkpoint(directory))
         else:
@@ -173,9 +185,23 @@ class TrainingSupervisor:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
 
+    def _pause(self, job: FineTuningJob, proc: Any) -> None:
+        """SIGUSR1 once; the trainer checkpoints at the end of its step and exits paused."""
+        sent = self.pausing.get(job.id)
+        if sent is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, signal.SIGUSR1)
+            self.pausing[job.id] = time.monotonic()
+        elif time.monotonic() - sent > settings.FINETUNE_PAUSE_GRACE_SECONDS:
+            log.warning("the trainer of %s has not paused; killing it", job.id)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
     def _start(self, job: FineTuningJob, directory: Path, *, resume_from: Path | None) -> None:
         from potluck.finetune.trainer.spec import TrainingSpec
 
+        self.terminating.pop(job.id, None)
+        self.pausing.pop(job.id, None)
         directory.mkdir(parents=True, exist_ok=True)
         data = directory / "data"
         data.mkdir(exist_ok=True)
@@ -207,10 +233,11 @@ class TrainingSupervisor:
         finally:
             log_handle.close()
         moved = FineTuningJob.objects.filter(
-            pk=job.pk, status=JobStatus.RUNNING, node=self.node_name).update(
+            pk=job.pk, status=JobStatus.RUNNING, node=self.node_name,
+            pause_requested=False).update(
             pid=child.pid, output_dir=str(directory), attempts=job.attempts + 1,
             updated_at=timezone.now())
-        if not moved:  # cancelled or moved away meanwhile
+        if not moved:  # cancelled, paused or moved away meanwhile
             os.killpg(child.pid, signal.SIGKILL)
             child.wait(timeout=30)
             return
@@ -272,6 +299,10 @@ class TrainingSupervisor:
             completion.complete(job, result)
         elif status == "cancelled":
             self._cancelled(job)
+        elif status == "paused":
+            # A pid: this assignment's trainer paused itself. None: a result left over from
+            # an earlier pause, and no trainer was started since.
+            self._paused(job, directory, clean=job.pid is not None)
         else:
             error = result.get("error") or {}
             fail(job, str(error.get("code") or "training_failed"),
@@ -283,6 +314,35 @@ class TrainingSupervisor:
                 status=JobStatus.CANCELLED, finished_at=now, estimated_finish=None,
                 updated_at=now):
             add_event(job, "Job cancelled")
+
+    def _paused(self, job: FineTuningJob, directory: Path, *, clean: bool) -> None:
+        """running → paused at its last checkpoint, off this node (its slot is free). A
+        trainer that paused itself (``clean``) used no attempt; a cancel asked meanwhile
+        wins."""
+        self.pausing.pop(job.id, None)
+        self.terminating.pop(job.id, None)
+        checkpoint = latest_checkpoint(directory)
+        step = int(checkpoint.name[5:]) if checkpoint else 0
+        now = timezone.now()
+        changes: dict[str, Any] = {"status": JobStatus.PAUSED, "pause_requested": False,
+                                   "node": "", "pid": None, "estimated_finish": None,
+                                   "updated_at": now}
+        if clean:
+            changes["attempts"] = Greatest(F("attempts") - 1, 0)
+        with transaction.atomic():
+            moved = FineTuningJob.objects.filter(
+                pk=job.pk, status=JobStatus.RUNNING, node=self.node_name,
+                cancel_requested=False).update(**changes)
+            if moved:
+                add_event(job, f"Job paused at step {step}" if checkpoint else
+                          "Job paused before its first checkpoint; it starts over when resumed",
+                          data={"step": step})
+        if moved:
+            # A resumed run must not take this result for its own.
+            with contextlib.suppress(FileNotFoundError):
+                (directory / RESULT_FILE).unlink()
+        elif FineTuningJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+            self._cancelled(job)
 
 
 def record_trainer_events(job: FineTuningJob, events: list[dict[str, Any]]) -> None:
@@ -334,7 +394,7 @@ def _copy_dataset(job: FineTuningJob, file_id: str, target: Path) -> Path:
 
 def _read_result(directory: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((directory / "result.json").read_text())
+        data = json.loads((directory / RESULT_FILE).read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -9,6 +9,7 @@ import type { FileObject, FineTuneEvent, FineTuneJob, Model } from "../api/types
 import { Busy, EmptyState, ErrorMessage, Section, ago, formatBytes } from "../components/ui";
 
 const FINISHED = ["succeeded", "failed", "cancelled"];
+const PAUSABLE = ["queued", "running"];
 
 export function lossPoints(events: FineTuneEvent[]): { step: number; loss: number }[] {
   return events
@@ -101,28 +102,45 @@ function CreateJobForm({ onCreated }: { onCreated: (job: FineTuneJob) => void })
 
 function JobDetail({ job }: { job: FineTuneJob }) {
   const client = useQueryClient();
-  const running = !FINISHED.includes(job.status);
-  const events = useQuery({ queryKey: ["events", job.id], refetchInterval: running ? 2000 : false,
+  const open = !FINISHED.includes(job.status);
+  const training = open && job.status !== "paused";
+  // Keyed on the status too: the events that closed a phase are fetched once it changes.
+  const events = useQuery({ queryKey: ["events", job.id, job.status],
+    refetchInterval: training ? 2000 : false,
     queryFn: async () => items(await api<{ data: FineTuneEvent[] }>(
       `/v1/fine_tuning/jobs/${job.id}/events`, { query: { limit: 100 } })) });
-  const cancel = useMutation({
-    mutationFn: () => api(`/v1/fine_tuning/jobs/${job.id}/cancel`, { method: "POST" }),
+  // One mutation for the job's actions: cancel, pause (a running trainer checkpoints first)
+  // and resume (queued again, from the last checkpoint).
+  const act = useMutation({
+    mutationFn: (action: "cancel" | "pause" | "resume") =>
+      api<FineTuneJob>(`/v1/fine_tuning/jobs/${job.id}/${action}`, { method: "POST" }),
     onSettled: () => client.invalidateQueries({ queryKey: ["jobs"] }),
   });
   const points = lossPoints(events.data ?? []);
   return (
-    <Section title={`Job ${job.id}`} actions={running ? (
-      <button type="button" onClick={() => cancel.mutate()} disabled={cancel.isPending}>Cancel</button>
+    <Section title={`Job ${job.id}`} actions={open ? (
+      <span className="actions">
+        {PAUSABLE.includes(job.status) ? (
+          <button type="button" onClick={() => act.mutate("pause")} disabled={act.isPending}>
+            Pause</button>
+        ) : null}
+        {job.status === "paused" ? (
+          <button type="button" onClick={() => act.mutate("resume")} disabled={act.isPending}>
+            Resume</button>
+        ) : null}
+        <button type="button" onClick={() => act.mutate("cancel")} disabled={act.isPending}>
+          Cancel</button>
+      </span>
     ) : null}>
       <p>Status: <strong data-testid="job-status">{job.status}</strong>
-        {running ? <> <Busy label="Training" /></> : null}
+        {training ? <> <Busy label="Training" /></> : null}
         {job.fine_tuned_model ? <> · model <code>{job.fine_tuned_model}</code></> : null}</p>
       {job.error?.message ? <p className="error" role="alert">{job.error.message}</p> : null}
       {job.status === "succeeded" && job.fine_tuned_model ? (
         <Link className="button" to={`/playground?model=${encodeURIComponent(job.fine_tuned_model)}`}>
           Try it in the Playground</Link>
       ) : null}
-      <ErrorMessage error={cancel.error ?? events.error} />
+      <ErrorMessage error={act.error ?? events.error} />
       <h3>Training loss</h3>
       {points.length ? (
         <div className="chart" data-testid="loss-chart" data-points={points.length}>

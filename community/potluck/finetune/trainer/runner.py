@@ -18,9 +18,15 @@ import traceback
 from pathlib import Path
 from typing import IO, Any
 
-from potluck.finetune.trainer import EXIT_CANCELLED, EXIT_FAILED, EXIT_SUCCEEDED, modeling
+from potluck.finetune.trainer import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_PAUSED,
+    EXIT_SUCCEEDED,
+    modeling,
+)
 from potluck.finetune.trainer.batches import Schedule, sequential_batches
-from potluck.finetune.trainer.cancellation import CancellationFlag, Cancelled
+from potluck.finetune.trainer.cancellation import CancellationFlag, Cancelled, Paused
 from potluck.finetune.trainer.checkpoints import (
     CheckpointState,
     make_readable,
@@ -50,7 +56,7 @@ LOCK_FILE = ".trainer.lock"
 
 def main(argv: list[str]) -> int:
     flag = CancellationFlag()
-    flag.install()  # before the slow imports: a SIGTERM during them still cancels cleanly
+    flag.install()  # before the slow imports: SIGTERM or SIGUSR1 during them still counts
     if len(argv) != 1:
         print("usage: python -m potluck.finetune.trainer SPEC_PATH", file=sys.stderr)
         return EXIT_FAILED
@@ -111,6 +117,10 @@ class TrainingRun:
         except Cancelled:
             self._end("cancelled", f"Cancelled after step {self.progress.step}")
             return EXIT_CANCELLED
+        except Paused:
+            # The loop checkpointed the step it finished; before training, nothing to save.
+            self._end("paused", f"Paused after step {self.progress.step}")
+            return EXIT_PAUSED
         except TrainingFailed as failure:
             self._end("failed", f"Failed: {failure.message}", failure)
             return EXIT_FAILED

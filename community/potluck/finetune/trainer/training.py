@@ -2,7 +2,8 @@
 """The training loop: one optimizer step per batch, one metrics event per step.
 
 Per step it does what a plain PyTorch loop does (forward, backward, clip, step) plus one
-event line; evaluation and checkpoints come at the steps the spec asks for.
+event line; evaluation and checkpoints come at the steps the spec asks for, and a pause
+request checkpoints the step just finished before the run stops.
 """
 
 from __future__ import annotations
@@ -128,9 +129,13 @@ def run_loop(spec: TrainingSpec, schedule: Schedule, parts: LoopParts, progress:
             data["valid_loss"] = progress.valid_loss
             message += f", validation loss={progress.valid_loss:.4f}"
         events.emit("metrics", message, data)
-        if _checkpoint_due(step, spec.checkpoint_every_steps, schedule):
+        saved = _checkpoint_due(step, spec.checkpoint_every_steps, schedule)
+        if saved:
             checkpoint(progress if evaluated else _without_valid(progress))
-        flag.check()
+        if flag.requested:
+            if flag.pausing and not flag.cancelling and not saved:
+                checkpoint(progress if evaluated else _without_valid(progress))
+            flag.check()
 
 
 def _due(step: int, every: int, schedule: Schedule) -> bool:
