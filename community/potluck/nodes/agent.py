@@ -47,6 +47,9 @@ class Heartbeat(threading.Thread):
 
     def stop(self) -> None:
         self.stopped.set()
+        # A beat in flight would make the node alive again after its sign-off.
+        if self.is_alive():
+            self.join(timeout=10)
         try:
             services.sign_off(self.node_name)
         except Exception:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -76,3 +77,31 @@ def test_the_agent_runs_tasks_from_the_broker_and_signs_off(live_env, redis_conn
     assert agent.returncode == 0, output[-3000:]
     assert services.live_node_names() == []
     assert Node.objects.get(name="worker-1").state == NodeState.OFFLINE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_beat_in_flight_when_the_agent_stops_does_not_outlive_its_sign_off(
+        settings, redis_conn, monkeypatch):
+    from potluck.nodes.agent import Heartbeat
+
+    settings.NODE_HEARTBEAT_SECONDS = 0.05
+    in_beat, finish_beat = threading.Event(), threading.Event()
+    heartbeat = services.heartbeat
+
+    def slow_heartbeat(name: str, probed: resources.Resources) -> Node:
+        in_beat.set()
+        finish_beat.wait(10)  # the database is slow to answer this beat
+        return heartbeat(name, probed)
+
+    beats = Heartbeat("worker-2")
+    monkeypatch.setattr(services, "heartbeat", slow_heartbeat)
+    beats.start()
+    assert in_beat.wait(10)
+    stopping = threading.Thread(target=beats.stop)
+    stopping.start()  # the agent shuts down while the beat is in flight
+    stopping.join(0.3)
+    finish_beat.set()
+    stopping.join(20)
+    beats.join(20)
+    assert services.live_node_names() == []
+    assert Node.objects.get(name="worker-2").state == NodeState.OFFLINE
