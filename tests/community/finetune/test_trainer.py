@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,20 @@ def greedy_answer(model: Any, tokenizer: Any) -> str:
                                            return_tensors="pt", return_dict=True)
     output = model.generate(**inputs, max_new_tokens=16, do_sample=False)
     return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def signalled(spec: dict[str, Any], signum: int, ready: Callable[[], bool],
+              what: str) -> subprocess.Popen:
+    """Runs the trainer, sends it ``signum`` once ``ready()`` holds, and waits for it."""
+    process = subprocess.Popen(command(spec), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: ready() or process.poll() is not None, 120, what, interval=0.01)
+        process.send_signal(signum)
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    return process
 
 
 def ran(process: subprocess.CompletedProcess | subprocess.Popen, code: int) -> str:
@@ -294,16 +309,8 @@ def test_sigterm_cancels_after_the_current_step_and_a_second_trainer_is_refused(
 def test_sigterm_during_start_up_cancels_before_any_step(workdir, demo_model_dir):
     spec = make_spec(workdir, demo_model_dir, "cancelled-early")
     events_file = Path(spec["output_dir"]) / "events.jsonl"
-    process = subprocess.Popen(command(spec), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        # The file exists once the run has its signal handler, before torch is imported.
-        wait_for(lambda: events_file.exists() or process.poll() is not None, 60,
-                 "the events file", interval=0.01)
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=120)
-    finally:
-        process.kill()
+    # The file exists once the run has its signal handler, before torch is imported.
+    process = signalled(spec, signal.SIGTERM, events_file.exists, "the events file")
     assert process.returncode == 3, ran(process, 3)
     result = result_of(spec)
     assert result["status"] == "cancelled" and result["steps"] == 0
@@ -313,15 +320,8 @@ def test_sigterm_during_start_up_cancels_before_any_step(workdir, demo_model_dir
 def test_sigusr1_pauses_with_a_checkpoint_of_the_finished_step_that_resumes_exactly(
         lora_run, lora_spec, workdir):
     spec = {**lora_spec, "output_dir": str(workdir / "paused"), "job_id": "ftjob-paused"}
-    process = subprocess.Popen(command(spec), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: len(losses_by_step(events_of(spec))) >= 3
-                 or process.poll() is not None, 120, "three steps", interval=0.02)
-        process.send_signal(signal.SIGUSR1)
-        process.wait(timeout=120)
-    finally:
-        process.kill()
+    process = signalled(spec, signal.SIGUSR1,
+                        lambda: len(losses_by_step(events_of(spec))) >= 3, "three steps")
     assert process.returncode == 4, ran(process, 4)
     before = events_of(spec)
     result = result_of(spec)
@@ -355,15 +355,7 @@ def test_sigusr1_during_start_up_pauses_before_any_step_without_a_checkpoint(
         workdir, demo_model_dir):
     spec = make_spec(workdir, demo_model_dir, "paused-early")
     events_file = Path(spec["output_dir"]) / "events.jsonl"
-    process = subprocess.Popen(command(spec), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: events_file.exists() or process.poll() is not None, 60,
-                 "the events file", interval=0.01)
-        process.send_signal(signal.SIGUSR1)
-        process.wait(timeout=120)
-    finally:
-        process.kill()
+    process = signalled(spec, signal.SIGUSR1, events_file.exists, "the events file")
     assert process.returncode == 4, ran(process, 4)
     result = result_of(spec)
     assert result["status"] == "paused" and result["steps"] == 0
