@@ -175,25 +175,27 @@ class TrainingSupervisor:
         return child.poll() if child is not None else None
 
     def _terminate(self, job: FineTuningJob, proc: Any) -> None:
-        sent = self.terminating.get(job.id)
-        if sent is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(proc.pid, signal.SIGTERM)
-            self.terminating[job.id] = time.monotonic()
-        elif time.monotonic() - sent > settings.FINETUNE_CANCEL_GRACE_SECONDS:
-            log.warning("the trainer of %s ignored SIGTERM; killing it", job.id)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        """SIGTERM once; the trainer stops after its step and exits cancelled."""
+        self._signal(job, proc, signal.SIGTERM, self.terminating,
+                     settings.FINETUNE_CANCEL_GRACE_SECONDS)
 
     def _pause(self, job: FineTuningJob, proc: Any) -> None:
         """SIGUSR1 once; the trainer checkpoints at the end of its step and exits paused."""
-        sent = self.pausing.get(job.id)
-        if sent is None:
+        self._signal(job, proc, signal.SIGUSR1, self.pausing,
+                     settings.FINETUNE_PAUSE_GRACE_SECONDS)
+
+    def _signal(self, job: FineTuningJob, proc: Any, signum: int, sent: dict[str, float],
+                grace: float) -> None:
+        """Send ``signum`` once (``sent`` remembers when); past ``grace`` seconds with the
+        trainer still alive, kill its process group."""
+        since = sent.get(job.id)
+        if since is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(proc.pid, signal.SIGUSR1)
-            self.pausing[job.id] = time.monotonic()
-        elif time.monotonic() - sent > settings.FINETUNE_PAUSE_GRACE_SECONDS:
-            log.warning("the trainer of %s has not paused; killing it", job.id)
+                os.kill(proc.pid, signum)
+            sent[job.id] = time.monotonic()
+        elif time.monotonic() - since > grace:
+            log.warning("the trainer of %s did not stop %.0f s after %s; killing it",
+                        job.id, grace, signal.Signals(signum).name)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
 

@@ -109,6 +109,21 @@ def greedy_answer(model: Any, tokenizer: Any) -> str:
     return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
+def finished_like_the_uninterrupted_run(spec: dict[str, Any], after: list[dict[str, Any]],
+                                        step: int, lora_run: dict[str, Any]) -> None:
+    """A run resumed at ``step`` trained each later step once and, with the same data
+    order, optimizer state and schedule, had the uninterrupted run's losses."""
+    steps = [e["data"]["step"] for e in after if e["type"] == "metrics"]
+    assert steps == list(range(step + 1, 101))  # no step trained twice, none skipped
+    reference, continued = losses_by_step(lora_run["events"]), losses_by_step(after)
+    for s in steps:
+        assert continued[s] == pytest.approx(reference[s], rel=1e-3, abs=1e-4), s
+    result = result_of(spec)
+    assert result["status"] == "succeeded" and result["steps"] == 100
+    assert result["trained_tokens"] == lora_run["result"]["trained_tokens"]
+    assert result["valid_loss"] == pytest.approx(lora_run["result"]["valid_loss"], rel=1e-3)
+
+
 def signalled(spec: dict[str, Any], signum: int, ready: Callable[[], bool],
               what: str) -> subprocess.Popen:
     """Runs the trainer, sends it ``signum`` once ``ready()`` holds, and waits for it."""
@@ -266,17 +281,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_there_and_ends_like_an_uninterr
                                                    before[-1]["seq"] + 1 + len(after)))
     notes = [e["message"] for e in after if e["type"] == "message"]
     assert f"Resumed from checkpoint at step {step}" in notes
-    steps = [e["data"]["step"] for e in after if e["type"] == "metrics"]
-    assert steps == list(range(step + 1, 101))
-    # The same data order, optimizer state and schedule: the same losses as the
-    # uninterrupted run, step for step.
-    reference, continued = losses_by_step(lora_run["events"]), losses_by_step(after)
-    for s in steps:
-        assert continued[s] == pytest.approx(reference[s], rel=1e-3, abs=1e-4), s
-    result = result_of(spec)
-    assert result["status"] == "succeeded" and result["steps"] == 100
-    assert result["trained_tokens"] == lora_run["result"]["trained_tokens"]
-    assert result["valid_loss"] == pytest.approx(lora_run["result"]["valid_loss"], rel=1e-3)
+    finished_like_the_uninterrupted_run(spec, after, step, lora_run)
 
 
 def test_sigterm_cancels_after_the_current_step_and_a_second_trainer_is_refused(
@@ -340,15 +345,7 @@ def test_sigusr1_pauses_with_a_checkpoint_of_the_finished_step_that_resumes_exac
     assert resumed.returncode == 0, ran(resumed, 0)
     after = events_of(spec)[len(before):]
     assert f"Resumed from checkpoint at step {step}" in [e["message"] for e in after]
-    steps = [e["data"]["step"] for e in after if e["type"] == "metrics"]
-    assert steps == list(range(step + 1, 101))  # no step trained twice, none skipped
-    reference, continued = losses_by_step(lora_run["events"]), losses_by_step(after)
-    for s in steps:
-        assert continued[s] == pytest.approx(reference[s], rel=1e-3, abs=1e-4), s
-    result = result_of(spec)
-    assert result["status"] == "succeeded" and result["steps"] == 100
-    assert result["trained_tokens"] == lora_run["result"]["trained_tokens"]
-    assert result["valid_loss"] == pytest.approx(lora_run["result"]["valid_loss"], rel=1e-3)
+    finished_like_the_uninterrupted_run(spec, after, step, lora_run)
 
 
 def test_sigusr1_during_start_up_pauses_before_any_step_without_a_checkpoint(
