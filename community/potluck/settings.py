@@ -54,6 +54,10 @@ INSTALLED_APPS = [
 ]
 if ENTERPRISE_AVAILABLE:
     INSTALLED_APPS.append("potluck_enterprise")
+# Plug-ins: Django apps (dotted module paths) that register into potluck.extensions from
+# their AppConfig.ready(), e.g. a site's own request policy or usage consumer.
+PLUGINS = env.env_list("POTLUCK_PLUGINS", [])
+INSTALLED_APPS += [app for app in PLUGINS if app not in INSTALLED_APPS]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
