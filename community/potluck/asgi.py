@@ -48,6 +48,9 @@ async def _lifespan(receive: Any, send: Any) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            # Background duties (catalogue, licence refresh, usage replay) start with the
+            # worker, not with its first request.
+            await gateway.start()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await gateway.shutdown()

@@ -8,12 +8,14 @@ an implementation. The enterprise edition (or any plug-in) registers from its
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Registry(Generic[T]):
@@ -23,17 +25,21 @@ class Registry(Generic[T]):
         self.name = name
         self._items: dict[str, T] = {}
         self._lock = threading.Lock()
+        # Bumped on every change, so a reader can cache what it derives from the items.
+        self.version = 0
 
     def register(self, key: str, item: T, *, replace: bool = False) -> T:
         with self._lock:
             if key in self._items and not replace:
                 raise ValueError(f"{self.name}: {key!r} is already registered")
             self._items[key] = item
+            self.version += 1
         return item
 
     def unregister(self, key: str) -> None:
         with self._lock:
-            self._items.pop(key, None)
+            if self._items.pop(key, None) is not None:
+                self.version += 1
 
     def get(self, key: str) -> T | None:
         return self._items.get(key)
@@ -56,35 +62,7 @@ class Registry(Generic[T]):
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
-
-
-@dataclass(frozen=True)
-class GatewayCall:
-    """What a request policy sees of a gateway call."""
-
-    organization_id: str
-    api_key_id: str | None
-    model: str
-    endpoint: str
-    body: dict[str, Any]
-
-
-class PolicyRejection(Exception):
-    """Raised by a request policy to refuse a call; the message reaches the client."""
-
-    def __init__(self, message: str, *, status: int = 403, code: str = "policy_violation") -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-@runtime_checkable
-class RequestPolicy(Protocol):
-    """Runs around a gateway call: may refuse it, rewrite the request, or the response."""
-
-    def before(self, call: GatewayCall) -> dict[str, Any] | None: ...
-
-    def after(self, call: GatewayCall, response: dict[str, Any]) -> dict[str, Any] | None: ...
+            self.version += 1
 
 
 @runtime_checkable
@@ -143,7 +121,15 @@ class LoginProvider:
     start_url: str  # where the browser goes to start the sign-in
 
 
-request_policies: Registry[RequestPolicy] = Registry("request_policies")
+# Stages of the inference core's policy pipeline: ``potluck.inference.policies.Policy``
+# instances (typed Any here: this module sits below the inference core). Every request,
+# online or a batch line, passes each of them; see that module for the hooks and order.
+request_policies: Registry[Any] = Registry("request_policies")
+# Called about once a second by every long-lived process that serves or runs requests
+# (gateway workers, batch runs), on a thread where database access is allowed, so state
+# such as the enterprise licence reaches a process that serves only /v1 within seconds.
+# Each must be cheap when nothing changed, and must not raise (errors are logged).
+refreshers: Registry[Callable[[], None]] = Registry("refreshers")
 usage_sinks: Registry[UsageSink] = Registry("usage_sinks")
 # Dotted paths of DRF authentication classes, tried after API keys and sessions.
 auth_backends: Registry[str] = Registry("auth_backends")
@@ -161,6 +147,7 @@ cli_commands: Registry[Any] = Registry("cli_commands")
 
 ALL_REGISTRIES: tuple[Registry[Any], ...] = (
     request_policies,
+    refreshers,
     usage_sinks,
     auth_backends,
     console_panels,
@@ -178,24 +165,13 @@ def feature_available(key: str) -> bool:
     return features.get(key) is not None
 
 
-def run_before_policies(call: GatewayCall) -> dict[str, Any]:
-    """Apply every request policy's ``before``; each may return a rewritten body."""
-    body = call.body
-    for policy in request_policies:
-        rewritten = policy.before(
-            GatewayCall(call.organization_id, call.api_key_id, call.model, call.endpoint, body)
-        )
-        if rewritten is not None:
-            body = rewritten
-    return body
-
-
-def run_after_policies(call: GatewayCall, response: dict[str, Any]) -> dict[str, Any]:
-    for policy in request_policies:
-        rewritten = policy.after(call, response)
-        if rewritten is not None:
-            response = rewritten
-    return response
+def run_refreshers() -> None:
+    """Call every refresher; one that raises is logged and never stops the others."""
+    for key, refresh in refreshers.items():
+        try:
+            refresh()
+        except Exception:
+            log.exception("refresher %r failed", key)
 
 
 def publish_usage(records: list[dict[str, Any]]) -> list[tuple[str, Exception]]:

@@ -193,6 +193,8 @@ GATEWAY_MAX_ATTEMPTS = 3
 GATEWAY_CONNECT_TIMEOUT = 5.0
 # Longest silence from a replica mid-answer before the request fails with 504.
 GATEWAY_READ_TIMEOUT = float(env.env_int("POTLUCK_UPSTREAM_READ_TIMEOUT", 300))
+# The bearer token a Prometheus scraper presents on /metrics (empty: /metrics is off).
+METRICS_TOKEN = env.env_str("POTLUCK_METRICS_TOKEN", "") or ""
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

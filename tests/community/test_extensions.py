@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from potluck import extensions
@@ -38,28 +36,24 @@ def test_feature_available_follows_registration():
     assert not extensions.feature_available("billing")
 
 
-class Redact:
-    def before(self, call: extensions.GatewayCall) -> dict[str, Any] | None:
-        return {**call.body, "prompt": call.body["prompt"].replace("secret", "[redacted]")}
-
-    def after(self, call: extensions.GatewayCall, response: dict[str, Any]) -> dict | None:
-        return {**response, "disclaimer": True}
-
-
-class Shout:
-    def before(self, call: extensions.GatewayCall) -> dict[str, Any] | None:
-        return {**call.body, "prompt": call.body["prompt"].upper()}
-
-    def after(self, call: extensions.GatewayCall, response: dict[str, Any]) -> dict | None:
-        return None
+def test_registry_versions_change_with_registrations():
+    before = extensions.request_policies.version
+    extensions.request_policies.register("p", object())
+    extensions.request_policies.unregister("p")
+    extensions.request_policies.unregister("p")  # absent: no change
+    assert extensions.request_policies.version == before + 2
 
 
-def test_request_policies_chain_in_registration_order():
-    extensions.request_policies.register("redact", Redact())
-    extensions.request_policies.register("shout", Shout())
-    call = extensions.GatewayCall("org", None, "m", "/v1/completions", {"prompt": "my secret"})
-    assert extensions.run_before_policies(call) == {"prompt": "MY [REDACTED]"}
-    assert extensions.run_after_policies(call, {"text": "x"}) == {"text": "x", "disclaimer": True}
+def test_refreshers_run_and_a_failing_one_does_not_stop_the_others():
+    calls: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("down")
+
+    extensions.refreshers.register("broken", broken)
+    extensions.refreshers.register("keeper", lambda: calls.append("keeper"))
+    extensions.run_refreshers()
+    assert calls == ["keeper"]
 
 
 def test_a_failing_usage_sink_does_not_starve_the_others():

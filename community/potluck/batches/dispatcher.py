@@ -26,7 +26,6 @@ import functools
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -44,14 +43,19 @@ from potluck.batches import input as batch_input
 from potluck.batches.models import Batch, BatchStatus
 from potluck.batches.results import Outcome
 from potluck.files.models import StoredFile
-from potluck.gateway.catalog import Catalog, load_snapshot
-from potluck.gateway.usage_writer import UsageWriter
-from potluck.openai_api.base import error_body
+from potluck.inference.catalog import Catalog, load_snapshot
+from potluck.inference.context import BATCH, Caller, RequestContext
+from potluck.inference.context import Outcome as Outcome_
+from potluck.inference.core import Answer, InferenceCore
+from potluck.inference.errors import InferenceError
+from potluck.inference.metering import UsageMeter
+from potluck.inference.upstream import NoReadyReplica, RetryRules, RetryVetoed
+from potluck.inference.usage_writer import UsageWriter
+from potluck.protocol import endpoints
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RETRYABLE_STATUS = frozenset({502, 503})
 READ_AHEAD = 256  # input lines read per trip to the helper thread
 WRITE_GROUP = 256  # most results committed in one transaction
 WRITE_TRIES = 5
@@ -71,14 +75,18 @@ class Stop:
     ERROR = "error"
 
 
+class _Deferred(Exception):
+    """The run stops before this line is answered; a later run sends it."""
+
+
 class Dispatcher:
     def __init__(self, batch: Batch, stored: StoredFile, keeper: lease.LeaseKeeper) -> None:
         self.batch = batch
         self.stored = stored
         self.keeper = keeper
-        self.organization_id = str(batch.organization_id)
-        self.api_key_id = str(batch.api_key_id) if batch.api_key_id else None
-        self.endpoint_name = results.ENDPOINT_NAMES[batch.endpoint]
+        self.caller = Caller(organization_id=str(batch.organization_id),
+                             api_key_id=str(batch.api_key_id) if batch.api_key_id else None)
+        self.endpoint = endpoints.BY_PATH[batch.endpoint]
         self.catalog = Catalog()
         self.reason: str | None = None
         self.sent = 0  # HTTP requests made, retries included
@@ -107,6 +115,9 @@ class Dispatcher:
             async with aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
                     timeout=timeout, skip_auto_headers=("User-Agent",)) as self.http:
+                self.core = InferenceCore(
+                    self.http, self.catalog, [UsageMeter(self.usage)],
+                    RetryRules(max_attempts=conf.max_attempts(), backoff=0.5, max_backoff=5.0))
                 writer = asyncio.create_task(self._write_results())
                 watchers = [asyncio.create_task(self._follow_lease()),
                             asyncio.create_task(self._refresh_progress())]
@@ -191,84 +202,57 @@ class Dispatcher:
             await self.outcomes.put(outcome)
 
     async def _send(self, line: batch_input.InputLine) -> Outcome | None:
-        """The line's outcome; None if the run stopped while no replica could take it."""
-        started = time.perf_counter()
+        """The line's outcome; None if the run stopped before it could be answered (a
+        later run sends it). The line goes through the inference core like an online
+        call: the same policies, retry rules and usage record (under the line's own
+        request id, written before its result row)."""
         outcome = Outcome(line=line.number, custom_id=line.custom_id, model=line.model)
-        body = line.body
-        if len(extensions.request_policies):
-            call = extensions.GatewayCall(self.organization_id, self.api_key_id, line.model,
-                                          self.endpoint_name, body)
-            try:
-                body = extensions.run_before_policies(call)
-            except extensions.PolicyRejection as rejection:
-                outcome.status_code = rejection.status
-                outcome.body = error_body(str(rejection), status=rejection.status,
-                                          code=rejection.code)
-                return outcome
-        payloads: dict[str, bytes] = {}  # by the name the replicas know the model by
-        headers = {"content-type": "application/json",
-                   "x-request-id": results.request_id(self.batch.pk, line.number)}
-        tried: set[str] = set()
-        max_attempts = conf.max_attempts()
-        while outcome.attempts < max_attempts:
-            entry = self.catalog.resolve(line.model, self.organization_id)
-            if entry is None:
-                outcome.error_code = "model_not_found"
-                outcome.error_message = (f"The model '{line.model}' does not exist or is not "
-                                         "served to this organization.")
-                outcome.usage_status = 404
-                return outcome
-            replica = self.catalog.pick(entry, tried) or self.catalog.pick(entry, set())
-            if replica is None:  # deployed, but no READY replica now: wait for one
-                if await self._pause(NO_REPLICA_PAUSE):
-                    return None
-                continue
-            if outcome.attempts and not await self._lease_held():
-                return None  # a retry: its result is not recorded; a later run sends it
-            served = entry.served_name
-            if served not in payloads:  # an adapter is sent under its server name
-                payloads[served] = orjson.dumps(body if served == line.model
-                                                else {**body, "model": served})
-            outcome.attempts += 1
-            tried.add(replica.id)
-            replica.in_flight += 1
-            self.sent += 1
-            try:
-                async with self.http.post(replica.url + self.batch.endpoint,
-                                          data=payloads[served], headers=headers) as response:
-                    raw = entry.public_body(await response.read())
-                    status = response.status
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                outcome.status_code, outcome.body = None, None
-                outcome.error_code = "replica_unreachable"
-                outcome.error_message = (f"No replica of '{line.model}' answered "
-                                         f"({exc.__class__.__name__}) in "
-                                         f"{outcome.attempts} attempt(s).")
-                outcome.usage_status = 502
-                outcome.replica_id = replica.id
-                await self._pause(min(0.5 * outcome.attempts, 5.0))
-                continue
-            finally:
-                replica.in_flight -= 1
-            outcome.status_code, outcome.body = status, _parse(raw)
-            outcome.error_code = outcome.error_message = ""
-            outcome.replica_id = replica.id
-            if status in RETRYABLE_STATUS:
-                await self._pause(min(0.5 * outcome.attempts, 5.0))
-                continue
-            break
-        if outcome.status_code == 200:
-            outcome.read_usage()
-            if len(extensions.request_policies) and isinstance(outcome.body, dict):
-                call = extensions.GatewayCall(self.organization_id, self.api_key_id,
-                                              line.model, self.endpoint_name, {})
-                outcome.body = extensions.run_after_policies(call, outcome.body)
-        outcome.latency_ms = (time.perf_counter() - started) * 1e3
+        ctx = self.core.new_context(self.endpoint, source=BATCH, caller=self.caller,
+                                    request_id=results.request_id(self.batch.pk, line.number))
+        try:
+            answer = await self._answer(ctx, line)
+        except InferenceError as error:
+            ctx.status = error.status
+            if error.code in ("model_not_found", "upstream_error", "upstream_timeout"):
+                outcome.error_code = ("replica_unreachable" if error.code == "upstream_error"
+                                      else error.code)
+                outcome.error_message = error.message
+                outcome.usage_status = error.status
+            else:  # refused by a policy or the request check: an answer in OpenAI's shape
+                outcome.status_code, outcome.body = error.status, error.as_dict()
+            answer = None
+        except _Deferred:
+            ctx.outcome = Outcome_.DEFERRED
+            self.sent += ctx.attempts
+            await self.core.finish(ctx)
+            return None
+        if answer is not None:
+            outcome.status_code, outcome.body = answer.status, _parse(answer.body)
+        outcome.prompt_tokens, outcome.completion_tokens = ctx.prompt_tokens, \
+            ctx.completion_tokens
+        outcome.replica_id, outcome.attempts = ctx.replica_id, ctx.attempts
+        outcome.latency_ms = ctx.latency_ms
+        self.sent += ctx.attempts
+        await self.core.finish(ctx)  # its usage record, before its result row
         return outcome
+
+    async def _answer(self, ctx: RequestContext, line: batch_input.InputLine) -> Answer:
+        """Admit the line, then wait for a READY replica as long as the run goes on.
+        Raises ``InferenceError`` (the line's final error) or ``_Deferred``."""
+        payload = await self.core.admit(ctx, dict(line.body))
+        while True:
+            try:
+                return await self.core.complete(ctx, payload, may_retry=self._lease_held)
+            except NoReadyReplica:  # deployed, but no READY replica now: wait for one
+                if await self._pause(NO_REPLICA_PAUSE):
+                    raise _Deferred() from None
+            except RetryVetoed:  # a retry while the lease may have lapsed: not recorded
+                raise _Deferred() from None
 
     # -- recording --------------------------------------------------------------------
     async def _write_results(self) -> None:
-        """Usage records first, then the result rows, in groups of what has finished."""
+        """The result rows, in groups of what has finished (each line's usage record was
+        written when it finished, before it got here)."""
         while True:
             first = await self.outcomes.get()
             group = [] if first is None else [first]
@@ -290,11 +274,6 @@ class Dispatcher:
                 return
 
     async def _record(self, group: list[Outcome]) -> None:
-        for outcome in group:
-            event = outcome.usage_event(self.batch.pk, self.organization_id, self.api_key_id,
-                                        self.batch.endpoint)
-            if event is not None:
-                await self.usage.record(event)
         for attempt in range(1, WRITE_TRIES + 1):
             try:
                 await self._call(results.record, self.batch.pk, group)
@@ -357,6 +336,8 @@ class Dispatcher:
             try:
                 await self._watch(results.refresh_counts, self.batch.pk)
                 await self._refresh_catalog()
+                # A batch may run for hours: licence changes reach it like any worker.
+                await self._watch(extensions.run_refreshers)
             except Exception:
                 log.warning("batch %s: progress refresh failed", self.batch.pk, exc_info=True)
                 await self._watch(connections.close_all)

@@ -8,21 +8,14 @@ once: the roll-up inserts by request id and ignores the second record.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, Q, Sum
 
 from potluck.batches.models import Batch, BatchResult
-from potluck.usage.stream import MAX_MODEL, UsageEvent
+from potluck.usage.stream import MAX_MODEL
 
-# The usage stream's endpoint names, by batch endpoint.
-ENDPOINT_NAMES = {
-    "/v1/chat/completions": "chat.completions",
-    "/v1/completions": "completions",
-    "/v1/embeddings": "embeddings",
-}
 SUCCEEDED = Q(status_code__gte=200, status_code__lt=300)
 FAILED = Q(status_code__isnull=True) | Q(status_code__lt=200) | Q(status_code__gte=300)
 
@@ -50,30 +43,6 @@ class Outcome:
     latency_ms: float = 0.0
     replica_id: str | None = None
     attempts: int = 0
-
-    def read_usage(self) -> None:
-        usage = self.body.get("usage") if isinstance(self.body, dict) else None
-        if isinstance(usage, dict):
-            self.prompt_tokens = _count(usage.get("prompt_tokens"))
-            self.completion_tokens = _count(usage.get("completion_tokens"))
-
-    def usage_event(self, batch_id: str, organization_id: str, api_key_id: str | None,
-                    endpoint: str) -> UsageEvent | None:
-        status = self.status_code if self.status_code is not None else self.usage_status
-        if status is None:
-            return None
-        model = self.model if 0 < len(self.model) <= MAX_MODEL and "\x00" not in self.model \
-            else "-"
-        return UsageEvent(
-            request_id=request_id(batch_id, self.line), organization_id=organization_id,
-            api_key_id=api_key_id, model=model, endpoint=ENDPOINT_NAMES[endpoint],
-            status=status, stream=False, prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens, latency_ms=self.latency_ms,
-            ttft_ms=None, replica_id=self.replica_id, created_at=time.time())
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def recorded_lines(batch_id: str) -> set[int]:

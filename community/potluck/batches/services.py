@@ -21,11 +21,11 @@ from django.utils import timezone
 from potluck.accounts.models import ApiKey, Organization, User
 from potluck.batches import conf, finalize, lease
 from potluck.batches.models import UNFINISHED, Batch, BatchStatus
-from potluck.batches.results import ENDPOINT_NAMES
 from potluck.errors import Conflict, NotFound
 from potluck.files import services as files
 from potluck.files.models import FileStatus, Purpose, StoredFile
 from potluck.openai_api.validation import clean_metadata, invalid
+from potluck.protocol import endpoints
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ def create_batch(organization: Organization, body: dict[str, Any], *,
             raise invalid(f"Missing required parameter: '{required}'.", required,
                            "missing_required_parameter")
     endpoint = body["endpoint"]
-    if endpoint not in ENDPOINT_NAMES:
-        allowed = ", ".join(f"'{e}'" for e in ENDPOINT_NAMES)
+    if endpoint not in endpoints.BY_PATH:
+        allowed = ", ".join(f"'{e}'" for e in endpoints.PATHS)
         raise invalid(f"Invalid 'endpoint': {endpoint!r}. Supported endpoints: {allowed}.",
                        "endpoint", "invalid_value")
     if body["completion_window"] != conf.COMPLETION_WINDOW:

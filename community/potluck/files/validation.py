@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from potluck.files import conf
+from potluck.protocol import endpoints
 
 MAX_ERRORS = 20
 # How many errors an exception message spells out; the report keeps them all.
@@ -22,7 +23,7 @@ ERRORS_IN_MESSAGE = 5
 _BOM = b"\xef\xbb\xbf"
 
 FINE_TUNE_ROLES = ("system", "user", "assistant")
-BATCH_URLS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+BATCH_URLS = endpoints.PATHS
 BATCH_KEYS = ("custom_id", "method", "url", "body")
 MAX_CUSTOM_ID_CHARS = 512
 

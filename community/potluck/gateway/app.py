@@ -1,15 +1,21 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The /v1 ASGI application: authenticate, limit, route, forward, meter."""
+"""The /v1 ASGI application: HTTP around the inference core.
+
+It authenticates (API keys, from a short per-worker cache), reads and parses the body,
+and hands the request to ``potluck.inference.core``, which resolves the model, runs the
+policy pipeline (the limiter and the usage meter are stages of it), picks a replica and
+forwards. Background duties (catalogue refresh, extension refreshers such as the
+enterprise licence, replay of spooled usage) start with the worker, not with its first
+request.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
-import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -18,15 +24,19 @@ from django.conf import settings
 from redis.asyncio import Redis
 
 from potluck import extensions
-from potluck.gateway import errors, metrics
-from potluck.gateway.auth import Caller, KeyCache
-from potluck.gateway.catalog import Catalog, ModelEntry, ReplicaEntry, load_snapshot
+from potluck.gateway import metrics
+from potluck.gateway.auth import KeyCache
 from potluck.gateway.db import DatabaseThread
-from potluck.gateway.errors import GatewayError
-from potluck.gateway.limits import Defaults, Limiter, Verdict
-from potluck.gateway.sse import StreamMeter
-from potluck.gateway.usage_writer import UsageWriter
-from potluck.usage.stream import UsageEvent
+from potluck.inference import errors
+from potluck.inference.catalog import Catalog, ModelEntry, load_snapshot
+from potluck.inference.context import ONLINE, Caller, Outcome, RequestContext
+from potluck.inference.core import InferenceCore, StreamAnswer
+from potluck.inference.errors import InferenceError
+from potluck.inference.limits import Defaults, Limiter, RateLimits
+from potluck.inference.metering import UsageMeter
+from potluck.inference.sse import StreamCut, TransformerFailed, error_event
+from potluck.inference.usage_writer import UsageWriter
+from potluck.protocol.endpoints import by_path
 
 log = logging.getLogger(__name__)
 
@@ -34,37 +44,16 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-ENDPOINTS = {
-    "/v1/chat/completions": "chat.completions",
-    "/v1/completions": "completions",
-    "/v1/embeddings": "embeddings",
-}
-_RETRYABLE_STATUS = {502, 503}
 _JSON = (b"content-type", b"application/json")
+_SSE = (b"content-type", b"text/event-stream; charset=utf-8")
+# What Django's SecurityMiddleware and XFrameOptionsMiddleware send on /api, sent here too.
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin"),
+                    (b"x-frame-options", b"DENY")]
 
 
 class ClientGone(Exception):
     """The client disconnected; the upstream request is cancelled."""
-
-
-@dataclass
-class Exchange:
-    """One /v1 request as it goes through the gateway."""
-
-    request_id: str
-    endpoint: str
-    started: float
-    caller: Caller | None = None
-    model: str = ""
-    status: int = 0
-    stream: bool = False
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    ttft: float | None = None
-    upstream_seconds: float = 0.0
-    replica: ReplicaEntry | None = None
-    verdict: Verdict | None = None
-    response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
 class Gateway:
@@ -74,7 +63,9 @@ class Gateway:
         self._background: list[asyncio.Task[None]] = []
 
     # -- life cycle -------------------------------------------------------------------
-    async def _ensure_started(self) -> None:
+    async def start(self) -> None:
+        """Open connections, load the catalogue and start the background duties (called
+        at ASGI lifespan start-up, and on the first request where there is no lifespan)."""
         if self._started:
             return
         async with self._start_lock:
@@ -84,7 +75,7 @@ class Gateway:
             self.keys = KeyCache(self.db, ttl=settings.GATEWAY_KEY_CACHE_SECONDS)
             self.redis = Redis.from_url(settings.REDIS_URL, socket_timeout=5,
                                         socket_connect_timeout=2)
-            self.limiter = Limiter(self.redis, Defaults(
+            limiter = Limiter(self.redis, Defaults(
                 settings.GATEWAY_DEFAULT_KEY_RPM, settings.GATEWAY_DEFAULT_KEY_TPM,
                 settings.GATEWAY_DEFAULT_ORG_RPM, settings.GATEWAY_DEFAULT_ORG_TPM))
             self.usage = UsageWriter(self.redis, settings.DATA_DIR / "spool")
@@ -97,22 +88,29 @@ class Gateway:
                                               sock_read=settings.GATEWAY_READ_TIMEOUT),
                 auto_decompress=False, skip_auto_headers=("User-Agent",),
             )
-            await self._refresh_catalog()
+            self.core = InferenceCore(self.http, self.catalog,
+                                      [RateLimits(limiter), UsageMeter(self.usage)])
+            self.headers = list(SECURITY_HEADERS)
+            try:
+                await self._refresh()
+            except Exception:  # the database may be down: the loop keeps trying
+                log.exception("first catalog refresh failed")
             self._background = [asyncio.create_task(self._refresh_loop()),
                                 asyncio.create_task(self._replay_loop())]
             self._started = True
 
-    async def _refresh_catalog(self) -> None:
+    async def _refresh(self) -> None:
         snapshot = await self.db.run(load_snapshot)
         self.catalog.replace(snapshot)
         for state, count in snapshot.replica_states.items():
             metrics.REPLICAS.labels(state).set(count)
+        await self.db.run(extensions.run_refreshers)
 
     async def _refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(settings.GATEWAY_CATALOG_REFRESH_SECONDS)
             try:
-                await self._refresh_catalog()
+                await self._refresh()
             except Exception:  # keep serving from the last good snapshot
                 log.exception("catalog refresh failed")
 
@@ -138,38 +136,48 @@ class Gateway:
 
     # -- entry point ------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._ensure_started()
+        await self.start()
         path, method = scope["path"], scope["method"]
-        exchange = Exchange(request_id="req_" + uuid.uuid4().hex, endpoint=ENDPOINTS.get(
-            path, ""), started=time.perf_counter())
+        if path == "/metrics":
+            await self._metrics(scope, send)
+            return
+        endpoint = by_path(path)
+        ctx = self.core.new_context(endpoint, source=ONLINE) if endpoint else None
+        request_id = ctx.request_id if ctx else self.core.new_context(None, source=ONLINE
+                                                                      ).request_id
         try:
-            if path == "/metrics" and method == "GET":
-                body, content_type = metrics.render()
-                await _respond(send, 200, body, [(b"content-type", content_type.encode())])
+            caller = await self._authenticate(scope)
+            if ctx is None:
+                await self._non_inference(scope, send, caller, request_id)
                 return
-            exchange.caller = await self._authenticate(scope)
-            if path == "/v1/models" and method == "GET":
-                await self._list_models(send, exchange.caller)
-                return
-            if path.startswith("/v1/models/") and method == "GET":
-                await self._get_model(send, exchange.caller, path.removeprefix("/v1/models/"))
-                return
-            if not exchange.endpoint:
-                raise GatewayError(404, f"Unknown request URL: {method} {path}.",
-                                   code="unknown_url")
+            ctx.caller = caller
             if method != "POST":
-                raise GatewayError(405, f"Use POST for {path}.", code="method_not_allowed")
-            await self._inference(scope, receive, send, exchange)
-        except GatewayError as error:
-            exchange.status = error.status
-            await _respond(send, error.status, error.body(),
-                           [_JSON, (b"x-request-id", exchange.request_id.encode()),
-                            *error.headers])
+                raise InferenceError(405, f"Use POST for {path}.", code="method_not_allowed")
+            await self._inference(scope, receive, send, ctx)
+        except InferenceError as error:
+            if ctx is not None:
+                ctx.status = error.status
+                ctx.error_code = error.code
+                ctx.outcome = ctx.outcome or (Outcome.REFUSED if error.status < 500
+                                              else Outcome.FAILED)
+                await self._finish(ctx)
+            await self._respond(send, error.status, error.body(),
+                                [_JSON, (b"x-request-id", request_id.encode()),
+                                 *error.headers])
         except ClientGone:
-            exchange.status = 499
+            if ctx is not None:
+                ctx.status = 499
+                ctx.outcome = Outcome.CLIENT_GONE
         finally:
-            if exchange.endpoint and exchange.caller is not None:
-                await self._meter(exchange)
+            if ctx is not None:
+                await self._finish(ctx)
+
+    async def _finish(self, ctx: RequestContext) -> None:
+        if ctx.finished:
+            return
+        await self.core.finish(ctx)
+        if ctx.caller is not None:
+            metrics.observe(ctx)
 
     async def _authenticate(self, scope: Scope) -> Caller:
         header = _header(scope, b"authorization")
@@ -181,25 +189,53 @@ class Gateway:
         if caller is None:
             raise errors.unauthorized("Incorrect, expired or revoked API key.")
         if "inference" not in caller.scopes:
-            raise GatewayError(403, "This API key lacks the 'inference' scope.",
-                               type="permission_error", code="insufficient_scope")
+            raise InferenceError(403, "This API key lacks the 'inference' scope.",
+                                 type="permission_error", code="insufficient_scope")
         return caller
 
-    # -- /v1/models ---------------------------------------------------------------------
-    async def _list_models(self, send: Send, caller: Caller) -> None:
-        data = [_model_object(e) for e in self.catalog.visible(caller.organization_id)]
-        await _respond(send, 200, orjson.dumps({"object": "list", "data": data}), [_JSON])
+    # -- /metrics -----------------------------------------------------------------------
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        """Prometheus text, for a scraper that presents ``POTLUCK_METRICS_TOKEN``: the
+        metrics name tenants' models, so they are never anonymous."""
+        token = settings.METRICS_TOKEN
+        header = _header(scope, b"authorization")
+        scheme, _, given = header.partition(b" ")
+        if not token:
+            body = errors.InferenceError(
+                403, "Metrics are off: set POTLUCK_METRICS_TOKEN and scrape with it as a "
+                "bearer token.", type="permission_error", code="metrics_disabled").body()
+            await self._respond(send, 403, body, [_JSON])
+            return
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(),
+                                                                   token.encode()):
+            error = errors.unauthorized("Metrics need the scrape token as "
+                                        "'Authorization: Bearer ...'.")
+            await self._respond(send, 401, error.body(), [_JSON, *error.headers])
+            return
+        body, content_type = metrics.render()
+        await self._respond(send, 200, body, [(b"content-type", content_type.encode())])
 
-    async def _get_model(self, send: Send, caller: Caller, name: str) -> None:
-        entry = self.catalog.resolve(name, caller.organization_id)
-        if entry is None:
-            raise errors.model_not_found(name)
-        await _respond(send, 200, orjson.dumps(_model_object(entry)), [_JSON])
+    # -- /v1/models and unknown URLs ----------------------------------------------------
+    async def _non_inference(self, scope: Scope, send: Send, caller: Caller,
+                             request_id: str) -> None:
+        path, method = scope["path"], scope["method"]
+        if path == "/v1/models" and method == "GET":
+            data = [_model_object(e) for e in self.catalog.visible(caller.organization_id)]
+            await self._respond(send, 200, orjson.dumps({"object": "list", "data": data}),
+                                [_JSON])
+            return
+        if path.startswith("/v1/models/") and method == "GET":
+            name = path.removeprefix("/v1/models/")
+            entry = self.catalog.resolve(name, caller.organization_id)
+            if entry is None:
+                raise errors.model_not_found(name)
+            await self._respond(send, 200, orjson.dumps(_model_object(entry)), [_JSON])
+            return
+        raise InferenceError(404, f"Unknown request URL: {method} {path}.", code="unknown_url")
 
     # -- inference ------------------------------------------------------------------------
     async def _inference(self, scope: Scope, receive: Receive, send: Send,
-                         exchange: Exchange) -> None:
-        assert exchange.caller is not None
+                         ctx: RequestContext) -> None:
         raw = await _read_body(scope, receive, settings.GATEWAY_MAX_BODY_BYTES)
         try:
             body = orjson.loads(raw)
@@ -207,225 +243,84 @@ class Gateway:
             raise errors.bad_request("The request body is not valid JSON.") from None
         if not isinstance(body, dict):
             raise errors.bad_request("The request body must be a JSON object.")
-        model_name = body.get("model")
-        if not isinstance(model_name, str) or not model_name:
-            raise errors.bad_request("You must provide a model parameter.", param="model")
-        exchange.model = model_name
-        entry = self.catalog.resolve(model_name, exchange.caller.organization_id)
-        if entry is None:
-            raise errors.model_not_found(model_name)
-        _check_max_tokens(body, entry)
-        exchange.verdict = await self.limiter.check(exchange.caller)
-        if not exchange.verdict.allowed:
-            raise errors.rate_limited(exchange.verdict.reason, exchange.verdict.retry_after)
-        rewritten = False
-        if len(extensions.request_policies):
-            body = self._apply_policies(exchange, body)
-            rewritten = True
-        exchange.stream = bool(body.get("stream")) and exchange.endpoint != "embeddings"
-        client_wants_usage = False
-        if exchange.stream:
-            options = body.get("stream_options")
-            client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-            if not client_wants_usage:
-                body["stream_options"] = {**(options or {}), "include_usage": True}
-                rewritten = True
-        if entry.served_name != model_name:  # an adapter: its replicas know it by its own
-            body["model"] = entry.served_name
-            rewritten = True
-        payload = orjson.dumps(body) if rewritten else raw
-        path = scope["path"]
-        if exchange.stream:
-            await self._forward_stream(receive, send, exchange, entry, path, payload,
-                                       client_wants_usage)
+        payload = await self.core.admit(ctx, body)
+        if ctx.stream:
+            await self._stream(receive, send, ctx, payload)
         else:
-            await self._forward(receive, send, exchange, entry, path, payload)
+            await self._complete(receive, send, ctx, payload)
 
-    def _apply_policies(self, exchange: Exchange, body: dict[str, Any]) -> dict[str, Any]:
-        assert exchange.caller is not None
-        call = extensions.GatewayCall(exchange.caller.organization_id, exchange.caller.key_id,
-                                      exchange.model, exchange.endpoint, body)
+    async def _complete(self, receive: Receive, send: Send, ctx: RequestContext,
+                        payload: bytes) -> None:
+        answer = await _unless_disconnected(receive, self.core.complete(ctx, payload))
+        overhead_ms = ctx.latency_ms - ctx.upstream_seconds * 1e3
+        headers = [(b"content-type", answer.content_type.encode()),
+                   (b"x-request-id", ctx.request_id.encode()),
+                   (b"x-potluck-overhead-ms", f"{overhead_ms:.3f}".encode()),
+                   *ctx.response_headers]
+        # Usage is on record before the answer leaves: a worker killed while sending
+        # loses no record of an answer its client may have got.
+        await self._finish(ctx)
+        await self._respond(send, answer.status, answer.body, headers)
+
+    async def _stream(self, receive: Receive, send: Send, ctx: RequestContext,
+                      payload: bytes) -> None:
+        answer = await _unless_disconnected(receive, self.core.open_stream(ctx, payload))
         try:
-            return extensions.run_before_policies(call)
-        except extensions.PolicyRejection as rejection:
-            raise GatewayError(rejection.status, str(rejection), code=rejection.code) from None
-
-    async def _open_upstream(self, exchange: Exchange, entry: ModelEntry, path: str,
-                             payload: bytes, tried: set[str] | None = None
-                             ) -> aiohttp.ClientResponse:
-        """POST to the least-busy READY replica; on failure before any byte went to the
-        client, try another replica (``tried`` collects those already used)."""
-        tried = set() if tried is None else tried
-        last_error: GatewayError | None = None
-        for _ in range(settings.GATEWAY_MAX_ATTEMPTS):
-            replica = self.catalog.pick(entry, tried)
-            if replica is None:
-                break
-            tried.add(replica.id)
-            replica.in_flight += 1
-            try:
-                response = await self.http.post(
-                    replica.url + path, data=payload,
-                    headers={"content-type": "application/json",
-                             "x-request-id": exchange.request_id})
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-                replica.in_flight -= 1
-                last_error = errors.upstream_failed(
-                    f"Replica unreachable ({exc.__class__.__name__}).")
-                continue
-            except TimeoutError:
-                replica.in_flight -= 1
-                raise errors.upstream_failed("The model did not answer in time.",
-                                             timeout=True) from None
-            except BaseException:  # cancelled: the client went away
-                replica.in_flight -= 1
-                raise
-            if response.status in _RETRYABLE_STATUS:
-                replica.in_flight -= 1
-                response.release()
-                last_error = errors.upstream_failed(f"Replica answered {response.status}.")
-                continue
-            exchange.replica = replica
-            return response
-        if last_error is not None:
-            raise last_error
-        raise errors.no_replica(entry.name)
-
-    def _done_with_replica(self, exchange: Exchange) -> None:
-        if exchange.replica is not None:
-            exchange.replica.in_flight -= 1
-
-    async def _forward(self, receive: Receive, send: Send, exchange: Exchange,
-                       entry: ModelEntry, path: str, payload: bytes) -> None:
-        async def call() -> tuple[int, bytes, str]:
-            sent = time.perf_counter()
-            tried: set[str] = set()
-            while True:
-                response = await self._open_upstream(exchange, entry, path, payload, tried)
-                try:
-                    body = await response.read()
-                except aiohttp.ClientError:
-                    # The replica died mid-answer; nothing reached the client yet, so
-                    # another replica may answer instead (generation has no side effects).
-                    if len(tried) >= settings.GATEWAY_MAX_ATTEMPTS:
-                        raise
-                    continue
-                finally:
-                    response.release()
-                    self._done_with_replica(exchange)
-                exchange.upstream_seconds = time.perf_counter() - sent
-                return response.status, body, response.headers.get("content-type",
-                                                                    "application/json")
-
-        try:
-            status, body, content_type = await _unless_disconnected(receive, call())
-        except TimeoutError:
-            raise errors.upstream_failed("The model did not answer in time.",
-                                         timeout=True) from None
-        except aiohttp.ClientError as exc:
-            raise errors.upstream_failed(f"The replica failed mid-answer "
-                                         f"({exc.__class__.__name__}).") from None
-        exchange.status = status
-        body = entry.public_body(body)
-        if status == 200:
-            _read_usage(exchange, body)
-            if len(extensions.request_policies):
-                body = self._after_policies(exchange, body)
-        overhead_ms = (time.perf_counter() - exchange.started - exchange.upstream_seconds) * 1e3
-        await _respond(send, status, body, [
-            (b"content-type", content_type.encode()),
-            (b"x-request-id", exchange.request_id.encode()),
-            (b"x-potluck-overhead-ms", f"{overhead_ms:.3f}".encode()),
-        ])
-
-    def _after_policies(self, exchange: Exchange, body: bytes) -> bytes:
-        assert exchange.caller is not None
-        call = extensions.GatewayCall(exchange.caller.organization_id, exchange.caller.key_id,
-                                      exchange.model, exchange.endpoint, {})
-        return orjson.dumps(extensions.run_after_policies(call, orjson.loads(body)))
-
-    async def _forward_stream(self, receive: Receive, send: Send, exchange: Exchange,
-                              entry: ModelEntry, path: str, payload: bytes,
-                              client_wants_usage: bool) -> None:
-        sent = time.perf_counter()
-        response = await _unless_disconnected(
-            receive, self._open_upstream(exchange, entry, path, payload))
-        meter = StreamMeter(client_wants_usage, entry.public_body)
-        started = False
-        try:
-            if response.status != 200:  # an error before the stream: pass it through whole
-                body = entry.public_body(await response.read())
-                exchange.status = response.status
-                await _respond(send, response.status, body,
-                               [_JSON, (b"x-request-id", exchange.request_id.encode())])
+            if answer.status != 200:  # an error before the stream: passed on whole
+                await self._finish(ctx)
+                await self._respond(send, answer.status, answer.first,
+                                    [_JSON, (b"x-request-id", ctx.request_id.encode())])
                 return
-
-            async def pump() -> None:
-                nonlocal started
-                async for chunk in response.content.iter_any():
-                    out = meter.feed(chunk)
-                    if not out:
-                        continue
-                    if not started:
-                        await send({"type": "http.response.start", "status": 200, "headers": [
-                            (b"content-type", b"text/event-stream; charset=utf-8"),
-                            (b"cache-control", b"no-cache"),
-                            (b"x-request-id", exchange.request_id.encode())]})
-                        started = True
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
-
-            await _unless_disconnected(receive, pump())
-            rest = meter.flush()
-            if not started:
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-type", b"text/event-stream; charset=utf-8")]})
-            await send({"type": "http.response.body", "body": rest, "more_body": False})
-            exchange.status = 200
-        except ClientGone:
-            exchange.status = 499
-            raise
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            exchange.status = 502
-            if not started:
-                raise errors.upstream_failed(f"The replica failed ({exc.__class__.__name__})."
-                                             ) from None
-            # Headers are gone already: end the stream; the client sees it cut short.
-            with contextlib.suppress(Exception):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                _SSE, (b"cache-control", b"no-cache"),
+                (b"x-request-id", ctx.request_id.encode()), *ctx.response_headers,
+                *self.headers]})
+            await _unless_disconnected(receive, self._pump(send, ctx, answer))
         finally:
-            response.release()
-            self._done_with_replica(exchange)
-            exchange.upstream_seconds = time.perf_counter() - sent
-            exchange.prompt_tokens = meter.prompt_tokens
-            exchange.completion_tokens = (meter.completion_tokens if meter.saw_usage
-                                          else meter.content_events)
-            if meter.first_content_at is not None:
-                exchange.ttft = meter.first_content_at - exchange.started
+            answer.close()
 
-    # -- metering ---------------------------------------------------------------------
-    async def _meter(self, exchange: Exchange) -> None:
-        assert exchange.caller is not None
-        elapsed = time.perf_counter() - exchange.started
-        status = exchange.status or 500
-        model = exchange.model or "-"
-        metrics.REQUESTS.labels(model, exchange.endpoint, str(status)).inc()
-        metrics.LATENCY.labels(model, exchange.endpoint).observe(elapsed)
-        if exchange.upstream_seconds and not exchange.stream:
-            metrics.OVERHEAD.observe(max(0.0, elapsed - exchange.upstream_seconds))
-        if exchange.prompt_tokens or exchange.completion_tokens:
-            metrics.TOKENS.labels(model, "prompt").inc(exchange.prompt_tokens)
-            metrics.TOKENS.labels(model, "completion").inc(exchange.completion_tokens)
-        event = UsageEvent(
-            request_id=exchange.request_id, organization_id=exchange.caller.organization_id,
-            api_key_id=exchange.caller.key_id, model=model, endpoint=exchange.endpoint,
-            status=status, stream=exchange.stream, prompt_tokens=exchange.prompt_tokens,
-            completion_tokens=exchange.completion_tokens, latency_ms=elapsed * 1e3,
-            ttft_ms=exchange.ttft * 1e3 if exchange.ttft is not None else None,
-            replica_id=exchange.replica.id if exchange.replica else None,
-            created_at=time.time(),
-        )
-        token_keys = exchange.verdict.token_keys if exchange.verdict else ()
-        await self.usage.record(event, token_keys)
+    async def _pump(self, send: Send, ctx: RequestContext, answer: StreamAnswer) -> None:
+        """Send the stream, one chunk behind the replica, so that the last chunk (the one
+        with ``[DONE]``) goes out only after the request's usage is on record."""
+        held = answer.first
+        try:
+            async for chunk in answer.rest():
+                await send({"type": "http.response.body", "body": held, "more_body": True})
+                held = chunk
+        except (StreamCut, aiohttp.ClientError, TimeoutError, TransformerFailed) as exc:
+            await self._end_with_error(send, ctx, held, exc)
+            return
+        await self._finish(ctx)
+        await send({"type": "http.response.body", "body": held, "more_body": False})
+
+    async def _end_with_error(self, send: Send, ctx: RequestContext, held: bytes,
+                              exc: Exception) -> None:
+        """A stream that fails after it started ends with an OpenAI-shaped error event and
+        no ``[DONE]``; it is recorded with its error status and logged."""
+        if isinstance(exc, TransformerFailed):
+            # What was held back may be what the stage should have filtered: dropped.
+            status, code = 500, "policy_error"
+            message = f"The answer could not be checked by the '{exc.policy}' policy."
+            held = b""
+        else:
+            timeout = isinstance(exc, TimeoutError)
+            status, code = (504, "upstream_timeout") if timeout else (502, "upstream_error")
+            message = ("The model stopped answering in time." if timeout else
+                       "The replica failed mid-stream; the answer is incomplete.")
+        ctx.status, ctx.error_code, ctx.outcome = status, code, Outcome.FAILED
+        log.warning("stream %s of %r cut at status %d (%s: %s)", ctx.request_id, ctx.model,
+                    status, exc.__class__.__name__, code)
+        await self._finish(ctx)
+        with contextlib.suppress(Exception):
+            await send({"type": "http.response.body",
+                        "body": held + error_event(message, code=code), "more_body": False})
+
+    async def _respond(self, send: Send, status: int, body: bytes,
+                       headers: list[tuple[bytes, bytes]]) -> None:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*headers, *self.headers,
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -436,18 +331,11 @@ def _header(scope: Scope, name: bytes) -> bytes:
     return b""
 
 
-async def _respond(send: Send, status: int, body: bytes,
-                   headers: list[tuple[bytes, bytes]]) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     declared = _header(scope, b"content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise GatewayError(413, f"The request body exceeds {limit} bytes.",
-                           code="request_too_large")
+        raise InferenceError(413, f"The request body exceeds {limit} bytes.",
+                             code="request_too_large")
     chunks = []
     size = 0
     while True:
@@ -457,8 +345,8 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise GatewayError(413, f"The request body exceeds {limit} bytes.",
-                               code="request_too_large")
+            raise InferenceError(413, f"The request body exceeds {limit} bytes.",
+                                 code="request_too_large")
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
@@ -487,28 +375,6 @@ async def _unless_disconnected(receive: Receive, work: Awaitable[Any]) -> Any:
 async def _wait_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-
-
-def _check_max_tokens(body: dict[str, Any], entry: ModelEntry) -> None:
-    for param in ("max_tokens", "max_completion_tokens"):
-        value = body.get(param)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise errors.bad_request(f"{param} must be a positive integer.", param=param)
-        if entry.context_length and value > entry.context_length:
-            raise errors.bad_request(
-                f"{param} is {value}, but the model's context length is "
-                f"{entry.context_length} tokens.", param=param, code="context_length_exceeded")
-
-
-def _read_usage(exchange: Exchange, body: bytes) -> None:
-    try:
-        usage = orjson.loads(body).get("usage") or {}
-    except (orjson.JSONDecodeError, AttributeError):
-        return
-    exchange.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-    exchange.completion_tokens = int(usage.get("completion_tokens") or 0)
 
 
 def _model_object(entry: ModelEntry) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import asyncio
 import functools
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils import timezone
@@ -21,18 +20,7 @@ from potluck.accounts import keys
 from potluck.accounts.models import ApiKey
 from potluck.accounts.services import LAST_USED_RESOLUTION
 from potluck.gateway.db import DatabaseThread
-
-
-@dataclass(frozen=True)
-class Caller:
-    key_id: str
-    organization_id: str
-    scopes: frozenset[str]
-    expires_at: datetime | None
-    key_rpm: int | None
-    key_tpm: int | None
-    org_rpm: int | None
-    org_tpm: int | None
+from potluck.inference.context import Caller
 
 
 def _load(lookup: str, raw: str) -> tuple[Caller | None, datetime | None]:
@@ -43,8 +31,10 @@ def _load(lookup: str, raw: str) -> tuple[Caller | None, datetime | None]:
     if key is None or not keys.matches(raw, key.secret_hash) or key.revoked_at is not None:
         return None, None
     org = key.organization
-    return Caller(str(key.id), str(org.id), frozenset(key.scopes), key.expires_at,
-                  key.rpm_limit, key.tpm_limit, org.rpm_limit, org.tpm_limit), key.last_used_at
+    return Caller(organization_id=str(org.id), api_key_id=str(key.id),
+                  scopes=frozenset(key.scopes), expires_at=key.expires_at,
+                  key_rpm=key.rpm_limit, key_tpm=key.tpm_limit, org_rpm=org.rpm_limit,
+                  org_tpm=org.tpm_limit), key.last_used_at
 
 
 def _touch(key_id: str) -> None:
@@ -76,7 +66,7 @@ class KeyCache:
             return None
         if caller.expires_at is not None and caller.expires_at <= timezone.now():
             return None
-        await self._maybe_touch(caller.key_id, now)
+        await self._maybe_touch(caller.api_key_id, now)
         return caller
 
     async def _lookup(self, digest: str, lookup: str, raw: str, now: float) -> Caller | None:
@@ -103,7 +93,7 @@ class KeyCache:
         if caller is not None and last_used is not None:
             # Seed from the database so a fresh worker does not rewrite it at once.
             age = (timezone.now() - last_used).total_seconds()
-            self._touched.setdefault(caller.key_id, now - age)
+            self._touched.setdefault(caller.api_key_id, now - age)
         return caller
 
     def _remember(self, digest: str, now: float, caller: Caller | None) -> None:

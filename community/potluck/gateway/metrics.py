@@ -20,6 +20,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from potluck.inference.context import RequestContext
+
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 
@@ -34,6 +36,22 @@ TOKENS = Counter("potluck_gateway_tokens_total", "Tokens metered by the gateway"
                  ["model", "kind"])
 REPLICAS = Gauge("potluck_replicas", "Replicas by state, as the gateway last saw them",
                  ["state"], multiprocess_mode="mostrecent")
+
+
+def observe(ctx: RequestContext) -> None:
+    """Count one finished /v1 request. The model label is the registered name the request
+    resolved to, never the name a client sent (unknown names share ``unknown``), so no
+    client can grow the series."""
+    model = ctx.entry.name if ctx.entry is not None else "unknown"
+    endpoint = ctx.endpoint_name
+    seconds = ctx.latency_ms / 1e3
+    REQUESTS.labels(model, endpoint, str(ctx.status or 500)).inc()
+    LATENCY.labels(model, endpoint).observe(seconds)
+    if ctx.upstream_seconds and not ctx.stream:
+        OVERHEAD.observe(max(0.0, seconds - ctx.upstream_seconds))
+    if ctx.prompt_tokens or ctx.completion_tokens:
+        TOKENS.labels(model, "prompt").inc(ctx.prompt_tokens)
+        TOKENS.labels(model, "completion").inc(ctx.completion_tokens)
 
 
 def render() -> tuple[bytes, str]:

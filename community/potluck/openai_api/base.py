@@ -27,27 +27,9 @@ from rest_framework.views import APIView
 from potluck.accounts.authentication import ApiKeyAuthentication, ExtensionAuthentication
 from potluck.api.base import Tenant, resolve_tenant
 from potluck.errors import InvalidInput, NotFound, PotluckError
+from potluck.protocol.errors import error_body
 
 MAX_LIST_LIMIT = 100
-
-_TYPES = {
-    400: "invalid_request_error",
-    401: "invalid_request_error",
-    403: "permission_error",
-    404: "invalid_request_error",
-    405: "invalid_request_error",
-    409: "invalid_request_error",
-    413: "invalid_request_error",
-    415: "invalid_request_error",
-    429: "rate_limit_error",
-}
-
-
-def error_body(message: str, *, status: int, param: str | None = None,
-               code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": _TYPES.get(status, "server_error"),
-                      "param": param, "code": code}}
-
 
 def _first_detail(detail: Any, prefix: str = "") -> tuple[str | None, str]:
     """DRF's nested error detail → (param path, message) of its first error."""

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from potluck.protocol import endpoints
+
 if TYPE_CHECKING:
     import redis
 
@@ -33,7 +35,7 @@ STREAM_KEY = "potluck:usage:stream"
 DEAD_LETTER_KEY = "potluck:usage:dead"
 GROUP = "potluck-rollup"
 FIELD = "r"
-ENDPOINTS = frozenset({"chat.completions", "completions", "embeddings"})
+ENDPOINTS = endpoints.NAMES
 
 # Column limits of UsageRecord: checked here, so the database never rejects a batch.
 MAX_REQUEST_ID = 64

@@ -2,8 +2,11 @@
 """The gate: enterprise features are on exactly while the installed licence grants them.
 
 Every process (web worker, Celery worker, CLI) keeps its own view. It re-evaluates the
-installed licence at most every ``RECHECK_SECONDS``, on use: at the start of each web
-request and each Celery task; and at once in the process that installs a licence. A
+installed licence at most every ``RECHECK_SECONDS``: at the start of each Django request
+and each Celery task; from ``potluck.extensions.refreshers``, which /v1 gateway workers
+and batch runs call about once a second (so a worker that only ever serves /v1 follows
+the licence too); and at once in the process that installs a licence. A change is thus
+applied everywhere within ``RECHECK_SECONDS`` plus a second. A
 feature switched on is registered in ``potluck.extensions.features`` and its module's
 ``enable()`` runs; switched off (licence expired past grace, or no longer verifying),
 it is unregistered and ``disable()`` runs. Switching off never deletes data.
@@ -25,7 +28,7 @@ from potluck_enterprise.licensing.licence import KNOWN_FEATURES, LicenceState
 
 log = logging.getLogger(__name__)
 
-RECHECK_SECONDS = 5.0
+RECHECK_SECONDS = 3.0
 # The module that switches each feature (enable()/disable()); None: granted, nothing to switch.
 FEATURE_MODULES: dict[str, str | None] = {
     "sso": "potluck_enterprise.sso.feature",
@@ -141,6 +144,7 @@ def start() -> None:
     from potluck_enterprise.licensing.services import licence_changed
 
     request_started.connect(gate.maybe_refresh, weak=False, dispatch_uid="licence-gate")
+    extensions.refreshers.register("licence-gate", gate.maybe_refresh, replace=True)
     task_prerun.connect(gate.maybe_refresh, weak=False, dispatch_uid="licence-gate")
     licence_changed.connect(gate.refresh, weak=False, dispatch_uid="licence-gate")
     _started = True

@@ -28,6 +28,7 @@ from potluck.batches.models import Batch, BatchResult, BatchStatus
 from potluck.files import services as files
 from potluck.files.models import Purpose
 from potluck.files.storage import get_storage
+from potluck.inference.policies import Policy, Refusal
 from potluck.registry.models import Kind, RegisteredModel, Source
 from potluck.serving.adapters import server_name
 from potluck.serving.models import Deployment, Replica
@@ -126,8 +127,8 @@ def test_a_batch_completes_with_per_line_failures_in_openai_files(
     unknown, refused = read_jsonl(stored_file(org, batch.error_file_id))
     assert unknown == {"id": rid(batch, 9), "custom_id": "req-9", "response": None,
                        "error": {"code": "model_not_found", "message":
-                                 "The model 'no-such-model' does not exist or is not served "
-                                 "to this organization."}}
+                                 "The model 'no-such-model' does not exist or you do not have "
+                                 "access to it."}}
     assert refused["custom_id"] == "req-10" and refused["error"] is None
     assert refused["response"]["status_code"] == 400
     assert refused["response"]["body"]["error"]["message"] == "temperature must be >= 0"
@@ -458,14 +459,16 @@ def test_expire_batches_ends_batches_no_runner_holds(org, batch_file, served, fa
 
 
 def test_request_policies_apply_to_batch_lines(org, batch_file, fake_replicas, served):
-    class NoSecrets:
-        def before(self, call: extensions.GatewayCall) -> dict | None:
-            if "secret" in call.body.get("prompt", ""):
-                raise extensions.PolicyRejection("no secrets in prompts")
-            return {**call.body, "max_tokens": 2}
+    class NoSecrets(Policy):
+        name = "no-secrets"
 
-        def after(self, call: extensions.GatewayCall, response: dict) -> dict | None:
-            return {**response, "checked": True}
+        async def on_request(self, ctx) -> None:
+            if "secret" in ctx.body.get("prompt", ""):
+                raise Refusal("no secrets in prompts")
+            ctx.body = {**ctx.body, "max_tokens": 2}
+
+        async def on_response(self, ctx, body: dict) -> dict | None:
+            return {**body, "checked": True}
 
     replica = fake_replicas()
     served("fake-model", [replica.port])

@@ -3,22 +3,15 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import pytest
 from fake_upstream import FakeUpstream, UpstreamThread
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from gateway_harness import METRICS_TOKEN, GatewayProcess, free_port, wait_until_listed
 
 
 @pytest.fixture
@@ -45,21 +38,15 @@ def misbehaving_upstream() -> Iterator[Callable[[str], FakeUpstream]]:
         thread.stop()
 
 
-@dataclass
-class GatewayProcess:
-    url: str
-    process: subprocess.Popen
-
-    @property
-    def v1(self) -> str:
-        return self.url + "/v1"
-
-
 @pytest.fixture
-def gateway(live_env, tmp_path) -> Iterator[GatewayProcess]:
+def gateway(live_env, tmp_path, request) -> Iterator[GatewayProcess]:
+    """A gunicorn web process; ``@pytest.mark.gateway_env(NAME=value)`` adds to its env
+    (e.g. ``plugin_env(...)`` to install test plug-ins)."""
+    marker = request.node.get_closest_marker("gateway_env")
     port = free_port()
-    env = {**live_env, "POTLUCK_BIND": f"127.0.0.1:{port}", "POTLUCK_WEB_WORKERS": "1",
-           "POTLUCK_KEY_CACHE_SECONDS": "1",
+    env = {**live_env, **(marker.kwargs if marker else {}),
+           "POTLUCK_BIND": f"127.0.0.1:{port}", "POTLUCK_WEB_WORKERS": "1",
+           "POTLUCK_KEY_CACHE_SECONDS": "1", "POTLUCK_METRICS_TOKEN": METRICS_TOKEN,
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")}
     log = (tmp_path / "gateway.log").open("wb")
     process = subprocess.Popen(
@@ -76,15 +63,16 @@ def gateway(live_env, tmp_path) -> Iterator[GatewayProcess]:
                 log.close()
                 raise AssertionError((tmp_path / "gateway.log").read_text()[-3000:]) from None
             time.sleep(0.1)
-    yield GatewayProcess(url, process)
+    yield GatewayProcess(url, process, tmp_path / "gateway.log")
     process.terminate()
     process.wait(30)
     log.close()
 
 
 @pytest.fixture
-def serving(transactional_db, org, other_org, key_for):
-    """A public model deployed with one READY replica; returns a builder for more."""
+def serving(transactional_db, org, other_org, key_for, request):
+    """A public model deployed with one READY replica; returns a builder for more. With
+    the ``gateway`` fixture, each new model is waited for until the gateway lists it."""
     from potluck.nodes.models import Node
     from potluck.registry.models import RegisteredModel, Source
     from potluck.serving.models import Deployment, Replica, ReplicaState
@@ -107,6 +95,9 @@ def serving(transactional_db, org, other_org, key_for):
             for port in replica_ports:
                 Replica.objects.create(deployment=deployment, node=node, port=port,
                                        state=ReplicaState.READY)
+            if "gateway" in request.fixturenames:
+                key = self.other_key if organization == other_org else self.key
+                wait_until_listed(request.getfixturevalue("gateway"), key, name)
             return model
 
     return Serving()

@@ -13,9 +13,11 @@ from aiohttp import web
 
 @dataclass
 class Behaviour:
-    mode: str = "ok"  # ok | error503 | slow_stream
+    mode: str = "ok"  # ok | error503 | slow_stream | die_mid_answer | cut_stream
     chunks: int = 3
     delay: float = 0.0
+    # The text of the answer, piece by piece (one stream event each); default w0 w1 w2.
+    pieces: list[str] | None = None
 
 
 @dataclass
@@ -38,25 +40,36 @@ class FakeUpstream:
             await response.write(b'{"id": "cmpl-1", "choices": [')
             request.transport.close()
             return response
-        usage = {"prompt_tokens": 7, "completion_tokens": b.chunks,
-                 "total_tokens": 7 + b.chunks}
+        pieces = b.pieces or [f"w{i} " for i in range(b.chunks)]
+        usage = {"prompt_tokens": 7, "completion_tokens": len(pieces),
+                 "total_tokens": 7 + len(pieces)}
         chat = request.path.endswith("/chat/completions")
         if not body.get("stream"):
-            choice = ({"index": 0, "message": {"role": "assistant", "content": "hello " * b.chunks},
+            text = "".join(b.pieces) if b.pieces else "hello " * b.chunks
+            choice = ({"index": 0, "message": {"role": "assistant", "content": text},
                        "finish_reason": "stop"} if chat else
-                      {"index": 0, "text": "hello " * b.chunks, "finish_reason": "stop"})
+                      {"index": 0, "text": text, "finish_reason": "stop"})
             return web.json_response({"id": "cmpl-1", "object": "chat.completion" if chat else
                                       "text_completion", "created": 1, "model": body["model"],
                                       "choices": [choice], "usage": usage})
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
         try:
-            for i in range(b.chunks if b.mode != "slow_stream" else 1000):
-                delta = ({"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}
-                         if chat else {"index": 0, "text": f"w{i} ", "finish_reason": None})
-                chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1,
+            count = len(pieces) if b.mode != "slow_stream" else 1000
+            for i in range(count):
+                piece = pieces[i] if i < len(pieces) else f"w{i} "
+                last = i == count - 1
+                delta = ({"index": 0, "delta": {"content": piece},
+                          "finish_reason": "stop" if last else None}
+                         if chat else {"index": 0, "text": piece,
+                                       "finish_reason": "stop" if last else None})
+                chunk = {"id": "c", "object": "chat.completion.chunk" if chat
+                         else "text_completion", "created": 1,
                          "model": body["model"], "choices": [delta]}
                 await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                if b.mode == "cut_stream" and i == 1:  # the replica dies mid-stream
+                    request.transport.close()
+                    return response
                 await asyncio.sleep(0.05 if b.mode == "slow_stream" else b.delay)
             if (body.get("stream_options") or {}).get("include_usage"):
                 final = {"id": "c", "object": "chat.completion.chunk", "created": 1,

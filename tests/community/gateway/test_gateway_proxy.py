@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import socket
 import time
-import urllib.request
 
 import httpx
 import openai
 import pytest
+from gateway_harness import METRICS_TOKEN, wait_until_listed
 
 from potluck.usage.stream import STREAM_KEY, decode
 
@@ -176,6 +176,8 @@ def test_same_named_adapters_of_two_orgs_stay_apart_and_keep_their_names(
         for owner in (org, other_org))
     Replica.objects.filter(deployment__model=base).update(
         adapters=[server_name(ours.id), server_name(theirs.id)])
+    wait_until_listed(gateway, serving.key, "helper")
+    wait_until_listed(gateway, serving.other_key, "helper")
     messages = [{"role": "user", "content": "hi"}]
 
     answer = client(gateway, serving.key).chat.completions.create(
@@ -298,15 +300,39 @@ def test_an_inference_call_needs_the_inference_scope(serving, upstream, gateway,
     assert got == 403 and payload["error"]["code"] == "insufficient_scope"
 
 
+def scrape(gateway, token: str | None = METRICS_TOKEN) -> tuple[int, str]:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    response = httpx.get(gateway.url + "/metrics", headers=headers, timeout=10)
+    return response.status_code, response.text
+
+
 def test_metrics_count_requests_and_overhead(serving, upstream, gateway):
     serving.model("demo", replica_ports=(upstream.port,))
     sdk = client(gateway, serving.key)
     response = sdk.completions.with_raw_response.create(model="demo", prompt="x", max_tokens=2)
     assert float(response.headers["x-potluck-overhead-ms"]) >= 0
     assert response.headers["x-request-id"].startswith("req_")
-    with urllib.request.urlopen(gateway.url + "/metrics") as metrics:
-        text = metrics.read().decode()
+    status, text = scrape(gateway)
+    assert status == 200
     assert 'potluck_gateway_requests_total{endpoint="completions",model="demo",status="200"}' \
         in text
     assert "potluck_gateway_overhead_seconds_bucket" in text
     assert 'potluck_replicas{state="ready"}' in text
+
+
+def test_metrics_need_the_scrape_token_and_never_name_what_a_client_made_up(
+        serving, upstream, gateway):
+    """Metrics name tenants' models: anonymous scrapes are refused, and a model label is
+    only ever a registered name the request resolved to (issue: any key could grow the
+    series without bound by sending made-up names)."""
+    serving.model("demo", replica_ports=(upstream.port,))
+    assert scrape(gateway, None)[0] == 401
+    assert scrape(gateway, "wrong-token")[0] == 401
+    for made_up in ("x" * 50, "another-made-up-name"):
+        got, _, _ = raw(gateway, "/v1/completions",
+                        json.dumps({"model": made_up, "prompt": "x"}).encode(), serving.key)
+        assert got == 404
+    _, text = scrape(gateway)
+    assert "made-up" not in text and "x" * 50 not in text
+    assert 'potluck_gateway_requests_total{endpoint="completions",model="unknown",' \
+        'status="404"} 2.0' in text

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from potluck.gateway.auth import Caller
+from potluck.inference import errors
+from potluck.inference.context import ONLINE, Caller, RequestContext
+from potluck.inference.policies import Policy, Refusal
 
 _SCRIPT = """
 local ttl = tonumber(ARGV[5])
@@ -67,7 +69,7 @@ class Limiter:
     async def check(self, caller: Caller) -> Verdict:
         now = time.time()
         minute = int(now // 60)
-        k, o = caller.key_id, caller.organization_id
+        k, o = caller.api_key_id, caller.organization_id
         keys = [f"potluck:rl:rpm:k:{k}:{minute}", f"potluck:rl:rpm:o:{o}:{minute}",
                 f"potluck:rl:tpm:k:{k}:{minute}", f"potluck:rl:tpm:o:{o}:{minute}"]
         d = self.defaults
@@ -83,3 +85,26 @@ class Limiter:
 
 def _pick(value: int | None, default: int) -> int:
     return default if value is None else value
+
+
+class RateLimits(Policy):
+    """The key and organization limits as a stage of the pipeline (online requests only:
+    OpenAI's Batch API has its own, separate limits). Refuses with OpenAI's 429
+    (``rate_limit_exceeded``, ``Retry-After``); the tokens a request used are added to
+    the windows by the usage meter, in the same round trip as its usage record."""
+
+    name = "rate-limits"
+    order = 100
+
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        if ctx.source != ONLINE or ctx.caller is None:
+            return
+        verdict = await self.limiter.check(ctx.caller)
+        if not verdict.allowed:
+            error = errors.rate_limited(verdict.reason, verdict.retry_after)
+            raise Refusal(error.message, status=429, code="rate_limit_exceeded",
+                          type="rate_limit_error", headers=error.headers)
+        ctx.state["token_keys"] = verdict.token_keys

@@ -1,0 +1,14 @@
+# SPDX-License-Identifier: Apache-2.0
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class RecordingPoliciesConfig(AppConfig):
+    name = "plugin_apps.recording_policies"
+    label = "recording_policies"
+
+    def ready(self) -> None:
+        from plugin_apps.recording_policies import policies
+
+        policies.install()
