@@ -17,6 +17,7 @@ import openai
 import psutil
 import pytest
 from embedded import potluck_up
+from plugin_env import plugin_env
 
 pytestmark = pytest.mark.slow
 
@@ -38,9 +39,21 @@ def lora_adapter(base: Path, target: Path, *, random_weights: bool) -> Path:
     return target
 
 
+def policy_calls(up) -> list[dict]:
+    """What the test plug-in's recorder saw (its Redis list, in `up`'s own Redis)."""
+    import redis
+
+    from potluck.env import running_services
+
+    conn = redis.Redis.from_url(running_services(up.data)["REDIS_URL"])
+    return [json.loads(raw) for raw in conn.lrange("potluck:test:finished", 0, -1)]
+
+
 def test_up_serves_the_demo_model_to_the_openai_sdk(tmp_path, demo_model_dir):
     family: list[psutil.Process] = []
-    with potluck_up(tmp_path, demo_model_dir, slot=0) as up:
+    # The recording policies (tests/plugins) run in `up`'s web worker, on real vLLM.
+    with potluck_up(tmp_path, demo_model_dir, slot=0,
+                    **plugin_env("potluck_recording_policies")) as up:
         cli, base = up.cli, up.base
         assert "potluck-demo deployed: 1 replica starting" in up.output()
         key = cli("keys", "create", "--org", "default", "--name", "e2e").stdout.split()[-1]
@@ -73,6 +86,27 @@ def test_up_serves_the_demo_model_to_the_openai_sdk(tmp_path, demo_model_dir):
             model="potluck-demo", max_tokens=12, stream=True,
             messages=[{"role": "user", "content": "hi"}]) if c.choices]
         assert len(pieces) >= 2 and "".join(pieces)
+        # The policy pipeline on real vLLM: an answer rewritten, a stream transformed, and
+        # on_finish once each with the replica's own token counts.
+        checked = sdk.chat.completions.with_raw_response.create(
+            model="potluck-demo", max_tokens=5, temperature=0,
+            messages=[{"role": "user", "content": "check-me please"}])
+        assert json.loads(checked.text)["potluck_checked"] is True
+        raw_stream = sdk.completions.with_raw_response.create(
+            model="potluck-demo", prompt="transform this", max_tokens=6, stream=True)
+        transformed = "".join(c.choices[0].text for c in raw_stream.parse() if c.choices)
+        assert transformed.endswith(" [checked]")
+        ids = (checked.headers["x-request-id"], raw_stream.headers["x-request-id"])
+        deadline = time.monotonic() + 10
+        while not set(ids) <= {c["request_id"] for c in policy_calls(up)}:
+            assert time.monotonic() < deadline, policy_calls(up)
+            time.sleep(0.2)
+        calls = policy_calls(up)
+        assert len({c["request_id"] for c in calls}) == len(calls)  # once each
+        for request_id in ids:
+            [call] = [c for c in calls if c["request_id"] == request_id]
+            assert call["status"] == 200 and call["outcome"] == "served"
+            assert call["prompt_tokens"] > 0 and 1 <= call["completion_tokens"] <= 6
         with pytest.raises(openai.NotFoundError):
             sdk.completions.create(model="gpt-4", prompt="x", max_tokens=1)
         with pytest.raises(openai.BadRequestError):

@@ -25,11 +25,6 @@ def max_lines() -> int:
     return env.env_int("POTLUCK_BATCH_MAX_LINES", 50_000)
 
 
-def max_attempts() -> int:
-    """Sends of one line before a connection failure, 502 or 503 becomes its result."""
-    return max(1, env.env_int("POTLUCK_BATCH_MAX_ATTEMPTS", 4))
-
-
 def max_failed_runs() -> int:
     """Runs in a row that may end in an unexpected error before the batch fails."""
     return max(1, env.env_int("POTLUCK_BATCH_MAX_FAILED_RUNS", 5))

@@ -2,20 +2,19 @@
 """Sends a batch's lines to the READY replicas serving their models, a few at a time.
 
 One asyncio loop per running batch (in the Celery worker thread that runs it): up to
-``POTLUCK_BATCH_CONCURRENCY`` lines in flight over one pooled aiohttp session. Routing
-is the gateway's: the org's own model of a name first, then a public one; an adapter
-goes to its base model's replicas; the least busy READY replica first. A connection
-failure, 502 or 503 is retried on another replica (or the same one when it is the only
-one) up to ``POTLUCK_BATCH_MAX_ATTEMPTS`` sends.
+``POTLUCK_BATCH_CONCURRENCY`` lines in flight over one pooled aiohttp session. Each
+line goes through the inference core (``potluck.inference``) exactly as an online call
+does: the same routing, retry rules, policies and usage record; only waiting for a
+READY replica (instead of a 503) is the batch's own.
 
 Database work runs on helper threads, so the loop never blocks on Postgres: one reads
 the input and writes results, another refreshes progress and the routing table, and
 the runner's ``LeaseKeeper`` renews the lease on a thread of its own (no slow query
 holds up a renewal). The loop follows the keeper: it stops on cancellation, expiry or
 a lost lease, and takes no new line while the lease is not surely held. Each finished
-line goes to a writer that appends its usage record, then commits its result row: a
-crash between the two re-runs the line, and the usage record's fixed request id keeps
-it counted once.
+line's usage record is appended when it finishes (the usage meter stage), then a
+writer commits its result row: a crash between the two re-runs the line, and the usage
+record's fixed request id keeps it counted once.
 """
 
 from __future__ import annotations
@@ -49,7 +48,7 @@ from potluck.inference.context import Outcome as Outcome_
 from potluck.inference.core import Answer, InferenceCore
 from potluck.inference.errors import InferenceError
 from potluck.inference.metering import UsageMeter
-from potluck.inference.upstream import NoReadyReplica, RetryRules, RetryVetoed
+from potluck.inference.upstream import NoReadyReplica, RetryVetoed
 from potluck.inference.usage_writer import UsageWriter
 from potluck.protocol import endpoints
 
@@ -115,9 +114,7 @@ class Dispatcher:
             async with aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
                     timeout=timeout, skip_auto_headers=("User-Agent",)) as self.http:
-                self.core = InferenceCore(
-                    self.http, self.catalog, [UsageMeter(self.usage)],
-                    RetryRules(max_attempts=conf.max_attempts(), backoff=0.5, max_backoff=5.0))
+                self.core = InferenceCore(self.http, self.catalog, [UsageMeter(self.usage)])
                 writer = asyncio.create_task(self._write_results())
                 watchers = [asyncio.create_task(self._follow_lease()),
                             asyncio.create_task(self._refresh_progress())]

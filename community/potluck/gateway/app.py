@@ -105,6 +105,7 @@ class Gateway:
         for state, count in snapshot.replica_states.items():
             metrics.REPLICAS.labels(state).set(count)
         await self.db.run(extensions.run_refreshers)
+        metrics.show_features(extensions.features.keys())
 
     async def _refresh_loop(self) -> None:
         while True:

@@ -34,8 +34,23 @@ OVERHEAD = Histogram("potluck_gateway_overhead_seconds",
                      buckets=_OVERHEAD_BUCKETS)
 TOKENS = Counter("potluck_gateway_tokens_total", "Tokens metered by the gateway",
                  ["model", "kind"])
+FEATURES = Gauge("potluck_features_enabled",
+                 "Licence-gated features switched on in this worker (1) or off (0)",
+                 ["feature"], multiprocess_mode="liveall")
 REPLICAS = Gauge("potluck_replicas", "Replicas by state, as the gateway last saw them",
                  ["state"], multiprocess_mode="mostrecent")
+
+
+_features_seen: set[str] = set()
+
+
+def show_features(on: list[str]) -> None:
+    """Export which licence-gated features this worker has on (after its refreshers)."""
+    for key in _features_seen - set(on):
+        FEATURES.labels(key).set(0)
+    for key in on:
+        FEATURES.labels(key).set(1)
+    _features_seen.update(on)
 
 
 def observe(ctx: RequestContext) -> None:

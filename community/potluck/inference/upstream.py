@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from potluck import env
+
 from potluck.inference.catalog import Catalog, ModelEntry, ReplicaEntry
 from potluck.inference.context import RequestContext
 
@@ -55,7 +57,7 @@ class RetryVetoed(Exception):
 class RetryRules:
     """``max_attempts``: sends in all, the first included; ``backoff``: seconds before
     sending again to a replica already tried (times the attempt number, capped at
-    ``max_backoff``)."""
+    ``max_backoff``). The same for online calls and batch lines."""
 
     max_attempts: int = 3
     backoff: float = 0.25
@@ -63,6 +65,11 @@ class RetryRules:
 
     def delay(self, attempt: int) -> float:
         return min(self.backoff * attempt, self.max_backoff)
+
+    @classmethod
+    def configured(cls) -> RetryRules:
+        """The rules with ``POTLUCK_UPSTREAM_MAX_ATTEMPTS`` (read now, default 3)."""
+        return cls(max_attempts=max(1, env.env_int("POTLUCK_UPSTREAM_MAX_ATTEMPTS", 3)))
 
 
 @dataclass
@@ -85,7 +92,7 @@ class Upstream:
                  rules: RetryRules | None = None) -> None:
         self.http = http
         self.catalog = catalog
-        self.rules = rules or RetryRules()
+        self.rules = rules or RetryRules.configured()
 
     def _choose(self, entry: ModelEntry, tried: set[str]) -> tuple[ReplicaEntry | None, bool]:
         """A replica not tried yet, else the least busy one again (``True``: a repeat)."""

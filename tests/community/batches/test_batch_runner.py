@@ -203,7 +203,7 @@ def test_file_level_problems_fail_the_batch_naming_the_lines(org, batch_file, fa
 
 def test_503s_and_unreachable_replicas_are_retried_elsewhere_then_reported(
         org, batch_file, fake_replicas, served, monkeypatch):
-    monkeypatch.setenv("POTLUCK_BATCH_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("POTLUCK_UPSTREAM_MAX_ATTEMPTS", "3")
     flaky, steady = fake_replicas(fail_first=2), fake_replicas()
     served("fake-model", [flaky.port, closed_port(), steady.port])
     always_busy = fake_replicas(always=503)
@@ -221,7 +221,7 @@ def test_503s_and_unreachable_replicas_are_retried_elsewhere_then_reported(
     assert sum(r.attempts for r in answered) > 6  # some went elsewhere after a failure
     busy, gone = read_jsonl(stored_file(org, batch.error_file_id))
     assert busy["response"]["status_code"] == 503 and busy["error"] is None
-    assert len(always_busy.request_ids) == 3  # POTLUCK_BATCH_MAX_ATTEMPTS sends, no more
+    assert len(always_busy.request_ids) == 3  # POTLUCK_UPSTREAM_MAX_ATTEMPTS sends, no more
     assert gone["response"] is None and gone["error"]["code"] == "replica_unreachable"
     assert "in 3 attempt(s)" in gone["error"]["message"]
 
@@ -459,8 +459,13 @@ def test_expire_batches_ends_batches_no_runner_holds(org, batch_file, served, fa
 
 
 def test_request_policies_apply_to_batch_lines(org, batch_file, fake_replicas, served):
+    finished: list[tuple[str, str, int, str]] = []
+
     class NoSecrets(Policy):
         name = "no-secrets"
+
+        async def on_finish(self, ctx) -> None:
+            finished.append((ctx.request_id, ctx.source, ctx.status, ctx.outcome))
 
         async def on_request(self, ctx) -> None:
             if "secret" in ctx.body.get("prompt", ""):
@@ -487,6 +492,9 @@ def test_request_policies_apply_to_batch_lines(org, batch_file, fake_replicas, s
     assert refused["response"]["status_code"] == 403
     assert refused["response"]["body"]["error"]["code"] == "policy_violation"
     assert replica.request_ids == [rid(batch, 1)]
+    # on_finish: once per line, as for an online request
+    assert sorted(finished) == [(rid(batch, 1), "batch", 200, "served"),
+                                (rid(batch, 2), "batch", 403, "refused")]
 
 
 def test_a_worker_shutting_down_hands_its_batch_back_to_be_resumed(

@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
 from fake_upstream import FakeUpstream, UpstreamThread
-from gateway_harness import METRICS_TOKEN, GatewayProcess, free_port, wait_until_listed
+from gateway_harness import GatewayProcess, running_gateway, wait_until_listed
 
 
 @pytest.fixture
@@ -43,30 +39,8 @@ def gateway(live_env, tmp_path, request) -> Iterator[GatewayProcess]:
     """A gunicorn web process; ``@pytest.mark.gateway_env(NAME=value)`` adds to its env
     (e.g. ``plugin_env(...)`` to install test plug-ins)."""
     marker = request.node.get_closest_marker("gateway_env")
-    port = free_port()
-    env = {**live_env, **(marker.kwargs if marker else {}),
-           "POTLUCK_BIND": f"127.0.0.1:{port}", "POTLUCK_WEB_WORKERS": "1",
-           "POTLUCK_KEY_CACHE_SECONDS": "1", "POTLUCK_METRICS_TOKEN": METRICS_TOKEN,
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")}
-    log = (tmp_path / "gateway.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "python:potluck.gunicorn_conf",
-         "potluck.asgi:application"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                raise AssertionError((tmp_path / "gateway.log").read_text()[-3000:]) from None
-            time.sleep(0.1)
-    yield GatewayProcess(url, process, tmp_path / "gateway.log")
-    process.terminate()
-    process.wait(30)
-    log.close()
+    with running_gateway({**live_env, **(marker.kwargs if marker else {})}, tmp_path) as gw:
+        yield gw
 
 
 @pytest.fixture

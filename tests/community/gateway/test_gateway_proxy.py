@@ -14,7 +14,7 @@ import time
 import httpx
 import openai
 import pytest
-from gateway_harness import METRICS_TOKEN, wait_until_listed
+from gateway_harness import scrape, wait_until_listed
 
 from potluck.usage.stream import STREAM_KEY, decode
 
@@ -298,12 +298,6 @@ def test_an_inference_call_needs_the_inference_scope(serving, upstream, gateway,
     reader = key_for(org, ["read"])
     got, payload, _ = raw(gateway, "/v1/completions", b'{"model":"demo","prompt":"x"}', reader)
     assert got == 403 and payload["error"]["code"] == "insufficient_scope"
-
-
-def scrape(gateway, token: str | None = METRICS_TOKEN) -> tuple[int, str]:
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    response = httpx.get(gateway.url + "/metrics", headers=headers, timeout=10)
-    return response.status_code, response.text
 
 
 def test_metrics_count_requests_and_overhead(serving, upstream, gateway):

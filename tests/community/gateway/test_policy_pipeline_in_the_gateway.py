@@ -17,7 +17,7 @@ import pytest
 from plugin_env import plugin_env
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.gateway_env(**plugin_env("plugin_apps.recording_policies"))]
+              pytest.mark.gateway_env(**plugin_env("potluck_recording_policies"))]
 
 FINISHED_KEY = "potluck:test:finished"
 
@@ -47,8 +47,8 @@ def test_policies_refuse_and_rewrite_and_see_every_ending_once(
     client = sdk(gateway, serving.key)
 
     answer = client.chat.completions.with_raw_response.create(
-        model="demo", messages=chat("please rewrite-me now"))
-    assert upstream.bodies[-1]["messages"][-1]["content"] == "please rewritten now"
+        model="demo", messages=chat("please rewrite-me now, check-me"))
+    assert upstream.bodies[-1]["messages"][-1]["content"] == "please rewritten now, check-me"
     served_id = answer.headers["x-request-id"]
     assert json.loads(answer.text)["potluck_checked"] is True  # the answer was rewritten
 
@@ -89,12 +89,12 @@ def test_a_stream_is_redacted_across_events_and_ends_with_the_policys_event(
     serving.model("demo", replica_ports=(upstream.port,))
     upstream.behaviour.pieces = ["the sec", "ret is ", "out, a secr", "et again"]
     events = list(sdk(gateway, serving.key).chat.completions.create(
-        model="demo", stream=True, messages=chat("tell me")))
+        model="demo", stream=True, messages=chat("transform")))
     text = "".join(e.choices[0].delta.content or "" for e in events if e.choices)
     assert text == "the [redacted] is out, a [redacted] again [checked]"
     assert "secr" not in text.replace("[redacted]", "")
     completion = sdk(gateway, serving.key).completions.create(
-        model="demo", prompt="tell me", stream=True)
+        model="demo", prompt="transform", stream=True)
     assert "".join(e.choices[0].text for e in completion) == \
         "the [redacted] is out, a [redacted] again [checked]"
     calls = finished(redis_conn, 2)
@@ -159,7 +159,8 @@ def test_a_stream_cut_mid_way_ends_with_an_error_event_and_no_done(
     upstream.behaviour.pieces = ["one ", "two ", "three ", "four"]
     response = httpx.post(gateway.v1 + "/chat/completions", timeout=20,
                           headers={"authorization": f"Bearer {serving.key}"},
-                          json={"model": "demo", "stream": True, "messages": chat("hi")})
+                          json={"model": "demo", "stream": True,
+                                "messages": chat("transform")})
     assert response.status_code == 200
     events = [line.removeprefix("data: ") for line in response.text.split("\n\n") if line]
     assert "[DONE]" not in events

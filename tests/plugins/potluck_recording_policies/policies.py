@@ -92,14 +92,16 @@ class Guard(Policy):
 
     async def on_response(self, ctx: RequestContext, body: dict[str, Any]
                           ) -> dict[str, Any] | None:
-        if "explode-response" in request_text(ctx.body):
+        text = request_text(ctx.body)
+        if "explode-response" in text:
             raise RuntimeError("the guard broke")
-        return {**body, "potluck_checked": True}
+        return {**body, "potluck_checked": True} if "check-me" in text else None
 
     def stream_transformer(self, ctx: RequestContext) -> StreamTransformer | None:
-        if "explode-stream" in request_text(ctx.body):
+        text = request_text(ctx.body)
+        if "explode-stream" in text:
             return Exploding()
-        return Redactor()
+        return Redactor() if "transform" in text else None
 
 
 def install() -> None:

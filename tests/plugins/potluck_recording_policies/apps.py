@@ -5,10 +5,10 @@ from django.apps import AppConfig
 
 
 class RecordingPoliciesConfig(AppConfig):
-    name = "plugin_apps.recording_policies"
+    name = "potluck_recording_policies"
     label = "recording_policies"
 
     def ready(self) -> None:
-        from plugin_apps.recording_policies import policies
+        from potluck_recording_policies import policies
 
         policies.install()
