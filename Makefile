@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 ENGINE := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 PYTEST_ARGS ?=
 
-.PHONY: run test install system-deps lint frontend frontend-test clean bench-gateway bench-finetune
+.PHONY: run test install system-deps lint frontend frontend-test clean bench-gateway bench-usage bench-finetune
 
 run: install frontend
 	$(VENV)/bin/potluck up
@@ -59,6 +59,12 @@ bench-gateway: install
 	rm -rf $(BENCH_DIR)
 	POTLUCK_DATA_DIR=$(CURDIR)/$(BENCH_DIR) $(VENV)/bin/potluck services run -- \
 		$(PY) bench/gateway/run.py && rm -rf $(BENCH_DIR)
+
+# The usage log's ordering lock vs none, and consumer feed rates; see bench/usage/README.md.
+bench-usage: install
+	rm -rf $(BENCH_DIR)-usage
+	POTLUCK_DATA_DIR=$(CURDIR)/$(BENCH_DIR)-usage $(VENV)/bin/potluck services run -- \
+		$(PY) bench/usage/run.py && rm -rf $(BENCH_DIR)-usage
 
 # Potluck's fine-tuning trainer vs a plain peft script (tokens/s); see bench/finetune/README.md.
 bench-finetune: install

@@ -141,3 +141,42 @@ def test_concurrent_roll_ups_lose_no_record_for_a_consumer_fed_meanwhile():
 
     assert sorted(consumer.seen) == sorted(sent)
     assert len(consumer.seen) == len(set(consumer.seen))
+
+
+def test_the_insert_trigger_takes_the_documented_lock():
+    from potluck.usage.consumers import LOG_LOCK_ID
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'usage_record_join_log'")
+        (source,) = cursor.fetchone()
+    assert f"pg_advisory_xact_lock({LOG_LOCK_ID})" in source
+
+
+def test_records_made_before_the_log_join_it_in_the_order_they_were_made():
+    from django.db.migrations.executor import MigrationExecutor
+
+    from potluck.usage.models import UsageRecord
+
+    org = accounts.create_organization("Acme")
+    before = [("usage", "0002_usagedaily")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old_record = executor.loader.project_state(before).apps.get_model("usage",
+                                                                          "UsageRecord")
+        for request_id, hour in (("req_c", 9), ("req_a", 11), ("req_b", 10)):
+            old_record.objects.create(
+                request_id=request_id, organization_id=org.pk, model="m",
+                endpoint="completions", status=200, latency_ms=1.0,
+                created_at=datetime(2026, 11, 1, hour, tzinfo=UTC))
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+    UsageRecord.objects.create(request_id="req_new", organization_id=org.pk, model="m",
+                               endpoint="completions", status=200, latency_ms=1.0,
+                               created_at=datetime(2026, 10, 1, tzinfo=UTC))
+    logged = list(UsageRecord.objects.order_by("seq").values_list("request_id", "seq"))
+    assert logged == [("req_c", 1), ("req_b", 2), ("req_a", 3), ("req_new", 4)]
+    assert UsageRecord.objects.get(pk="req_a").recorded_at == datetime(2026, 11, 1, 11,
+                                                                       tzinfo=UTC)

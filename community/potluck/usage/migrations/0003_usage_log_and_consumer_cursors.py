@@ -10,6 +10,19 @@ from django.db import migrations, models
 # Must equal potluck.usage.consumers.LOG_LOCK_ID ("usagelog" as a big-endian int64).
 LOG_LOCK_ID = 0x75736167656C6F67
 
+JOIN_LOG_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION usage_record_join_log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Held until this transaction ends: no other transaction takes a seq before this
+    -- one has committed or rolled back, so records become visible in seq order.
+    PERFORM pg_advisory_xact_lock({LOG_LOCK_ID});
+    NEW.seq := nextval('usage_record_seq');
+    NEW.recorded_at := clock_timestamp();
+    RETURN NEW;
+END
+$$;
+"""
+
 FORWARD = f"""
 CREATE SEQUENCE usage_record_seq AS bigint;
 ALTER TABLE usage_usagerecord ADD COLUMN seq bigint, ADD COLUMN recorded_at timestamptz;
@@ -27,16 +40,7 @@ ALTER TABLE usage_usagerecord ALTER COLUMN seq SET NOT NULL,
                               ADD CONSTRAINT usage_usagerecord_seq_key UNIQUE (seq);
 ALTER SEQUENCE usage_record_seq OWNED BY usage_usagerecord.seq;
 
-CREATE FUNCTION usage_record_join_log() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    -- Held until this transaction ends: no other transaction takes a seq before this
-    -- one has committed or rolled back, so records become visible in seq order.
-    PERFORM pg_advisory_xact_lock({LOG_LOCK_ID});
-    NEW.seq := nextval('usage_record_seq');
-    NEW.recorded_at := clock_timestamp();
-    RETURN NEW;
-END
-$$;
+{JOIN_LOG_FUNCTION}
 CREATE TRIGGER usage_record_join_log BEFORE INSERT ON usage_usagerecord
     FOR EACH ROW EXECUTE FUNCTION usage_record_join_log();
 """
