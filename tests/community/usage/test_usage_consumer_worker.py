@@ -30,8 +30,10 @@ def position() -> int | None:
 
 
 @pytest.mark.slow
-def test_a_consumer_killed_mid_batch_resumes_from_its_cursor(start_agent, live_env,
-                                                            probe_table, tmp_path):
+def test_a_consumer_killed_mid_batch_resumes_from_its_cursor(probe_table, start_agent,
+                                                            live_env, tmp_path):
+    # probe_table first: it is dropped only after the agents are gone (one stalled
+    # mid-batch would hold a lock on it).
     org = accounts.create_organization("Acme")
     services.record_events([UsageEvent(
         request_id=new_request_id(), organization_id=str(org.pk), api_key_id=None,
