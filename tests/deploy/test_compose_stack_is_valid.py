@@ -92,6 +92,11 @@ def test_secrets_reach_potluck_only_as_files(compose):
 
 def test_every_potluck_setting_in_the_compose_file_is_one_potluck_reads(compose):
     names = {key for name in POTLUCK_SERVICES for key in compose["services"][name]["environment"]}
+    # Interpolated from .env: a POTLUCK_ name there must be the setting of that name.
+    names |= set(re.findall(r"\$\{(POTLUCK_[A-Z0-9_]+)", COMPOSE_FILE.read_text()))
+    names |= set(re.findall(r"^#? ?(POTLUCK_[A-Z0-9_]+)=",
+                            (COMPOSE_DIR / ".env.example").read_text(), re.M))
+    assert "POTLUCK_ALLOWED_HOSTS" in names and "POTLUCK_S3_BUCKET" in names
     assert unknown_settings(names) == set()
 
 
@@ -151,5 +156,5 @@ def test_the_image_variants_install_the_engine_builds_the_makefile_installs(comp
     assert sorted(removed_by_image) == sorted(removed_by_make)
     assert "uninstall" not in gpu
     # Compose builds the variant it names, and runs it as a non-root numeric user.
-    assert compose["x-potluck-image"]["build"]["target"] == "${POTLUCK_VARIANT:-gpu}"
+    assert compose["x-potluck-image"]["build"]["target"] == "${VARIANT:-gpu}"
     assert re.findall(r"^USER (\S+)", dockerfile, re.M) == ["10001", "10001"]
