@@ -12,7 +12,8 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_files import CHART, unknown_settings
+from deploy_files import CHART, find, unknown_settings
+from deploy_files import render_chart as render
 
 # The oldest Kubernetes minor still commonly run, and the newest these schemas know.
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
@@ -29,19 +30,6 @@ CREATED_SECRET_VALUES = {
 }
 # Custom resources whose schemas are not bundled with kubernetes-validate.
 CUSTOM_KINDS = {"ServiceMonitor"}
-
-
-def render(values: dict) -> list[dict]:
-    with helm.Chart.load(str(CHART)) as chart:
-        files = chart.render(values, name="potluck", namespace="ai", is_install=True)
-    return [doc for name, text in sorted(files.items()) if name.endswith(".yaml")
-            for doc in yaml.safe_load_all(text) if doc]
-
-
-def find(docs: list[dict], kind: str, name: str) -> dict:
-    matches = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
-    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} found"
-    return matches[0]
 
 
 def containers(docs: list[dict]) -> list[tuple[str, dict]]:

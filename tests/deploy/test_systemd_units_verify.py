@@ -12,29 +12,11 @@ from pathlib import Path
 
 import pytest
 from deploy_files import DEPLOY, unknown_settings
+from deploy_files import unit_values as values
 
 UNITS_DIR = DEPLOY / "systemd"
 UNITS = sorted(UNITS_DIR.glob("*.service"))
 INSTALL_PREFIX = "/opt/potluck/venv"
-
-
-def directives(unit: Path) -> list[tuple[str, str, str]]:
-    """(section, key, value) for each line; a key may repeat (LoadCredential)."""
-    found, section = [], ""
-    for line in unit.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("["):
-            section = line.strip("[]")
-            continue
-        key, _, value = line.partition("=")
-        found.append((section, key.strip(), value.strip()))
-    return found
-
-
-def values(unit: Path, key: str) -> list[str]:
-    return [value for _, k, value in directives(unit) if k == key]
 
 
 def test_the_units_are_web_beat_agent_migrations_and_replica_stop():
