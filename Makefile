@@ -23,10 +23,11 @@ frontend-test:
 
 install: system-deps $(STAMP)
 
-# System programs: xmlsec1 (SAML signatures, pysaml2) and chromium (the console's browser tests).
-SYSTEM_PROGRAMS := xmlsec1 chromium
+# System programs, as program:Debian package: xmlsec1 (SAML signatures, pysaml2), chromium
+# (the console's browser tests), systemd-analyze (tests/deploy verifies the systemd units).
+SYSTEM_PROGRAMS := xmlsec1:xmlsec1 chromium:chromium systemd-analyze:systemd
 system-deps:
-	@missing=""; for p in $(SYSTEM_PROGRAMS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; for pp in $(SYSTEM_PROGRAMS); do command -v $${pp%%:*} >/dev/null || missing="$$missing $${pp#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
