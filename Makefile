@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 ENGINE := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 PYTEST_ARGS ?=
 
-.PHONY: run test install system-deps lint frontend frontend-test clean bench-gateway bench-finetune
+.PHONY: run test install system-deps lint frontend frontend-test clean bench-gateway bench-usage bench-finetune
 
 run: install frontend
 	$(VENV)/bin/potluck up
@@ -23,10 +23,11 @@ frontend-test:
 
 install: system-deps $(STAMP)
 
-# System programs: xmlsec1 (SAML signatures, pysaml2) and chromium (the console's browser tests).
-SYSTEM_PROGRAMS := xmlsec1 chromium
+# System programs, as program:Debian package: xmlsec1 (SAML signatures, pysaml2), chromium
+# (the console's browser tests), systemd-analyze (tests/deploy verifies the systemd units).
+SYSTEM_PROGRAMS := xmlsec1:xmlsec1 chromium:chromium systemd-analyze:systemd
 system-deps:
-	@missing=""; for p in $(SYSTEM_PROGRAMS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; for pp in $(SYSTEM_PROGRAMS); do command -v $${pp%%:*} >/dev/null || missing="$$missing $${pp#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -59,6 +60,12 @@ bench-gateway: install
 	rm -rf $(BENCH_DIR)
 	POTLUCK_DATA_DIR=$(CURDIR)/$(BENCH_DIR) $(VENV)/bin/potluck services run -- \
 		$(PY) bench/gateway/run.py && rm -rf $(BENCH_DIR)
+
+# The usage log's ordering lock vs none, and consumer feed rates; see bench/usage/README.md.
+bench-usage: install
+	rm -rf $(BENCH_DIR)-usage
+	POTLUCK_DATA_DIR=$(CURDIR)/$(BENCH_DIR)-usage $(VENV)/bin/potluck services run -- \
+		$(PY) bench/usage/run.py && rm -rf $(BENCH_DIR)-usage
 
 # Potluck's fine-tuning trainer vs a plain peft script (tokens/s); see bench/finetune/README.md.
 bench-finetune: install

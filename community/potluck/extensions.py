@@ -9,9 +9,12 @@ an implementation. The enterprise edition (or any plug-in) registers from its
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
@@ -65,11 +68,89 @@ class Registry(Generic[T]):
             self.version += 1
 
 
-@runtime_checkable
-class UsageSink(Protocol):
-    """Receives usage records after they are committed to Postgres (never on the hot path)."""
+@dataclass(frozen=True, slots=True)
+class CommittedUsageRecord:
+    """One usage record as a usage consumer receives it: committed to Postgres, immutable.
 
-    def consume(self, records: list[dict[str, Any]]) -> None: ...
+    ``seq`` is the record's place in the usage log (commit order, with gaps); records
+    reach a consumer in ascending ``seq``. ``request_id`` is the usage id: a consumer's
+    effects are idempotent by it (e.g. a Stripe meter event's ``identifier``).
+    Tokens are counts; ``latency_ms`` and ``ttft_ms`` are milliseconds; ``created_at``
+    (when the request finished, the gateway's clock) and ``recorded_at`` (when the record
+    was inserted, the database's clock) are aware UTC datetimes. ``status`` is the HTTP
+    status the client got; ``endpoint`` is one of ``chat.completions``, ``completions``,
+    ``embeddings``.
+    """
+
+    seq: int
+    request_id: str
+    organization_id: uuid.UUID
+    api_key_id: uuid.UUID | None
+    model: str
+    endpoint: str
+    status: int
+    stream: bool
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: float
+    ttft_ms: float | None
+    replica_id: uuid.UUID | None
+    created_at: datetime
+    recorded_at: datetime
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@runtime_checkable
+class UsageConsumer(Protocol):
+    """Reads committed usage records in order, from its own cursor (``potluck.usage.consumers``).
+
+    - ``name``: stable and unique, ``[a-z0-9][a-z0-9._-]*`` (at most 100 characters). The
+      cursor is kept under it; a new name starts a new cursor.
+    - ``consume(records)``: one batch, in ascending ``seq``, never empty. Called inside a
+      database transaction that also advances the cursor: writes made through Django's
+      default connection commit together with the advance (exactly once); any exception
+      rolls them back, and the same batch comes again after a back-off. Effects outside
+      the database (Stripe, HTTP) may be repeated after a crash and must be idempotent
+      by ``request_id``.
+
+    Optional attributes, read with ``getattr``: ``batch_size`` (records per call,
+    default 500, at most 10,000) and ``start`` (``"beginning"``, the default: every
+    record ever committed; ``"end"``: only records committed after its cursor is made).
+    """
+
+    name: str
+
+    def consume(self, records: Sequence[CommittedUsageRecord]) -> None: ...
+
+
+CONSUMER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+
+
+class UsageConsumerRegistry(Registry[UsageConsumer]):
+    """Usage consumers, each registered under its own ``name``."""
+
+    def register(self, key: str, item: UsageConsumer, *, replace: bool = False
+                 ) -> UsageConsumer:
+        """Register ``item`` under ``key``, which must be ``item.name``.
+
+        Raises ``ValueError`` for a name that is malformed or differs from ``key``, and
+        ``TypeError`` for an object without ``name`` and ``consume``.
+        """
+        if not isinstance(item, UsageConsumer):
+            raise TypeError(f"{self.name}: {item!r} has no name and consume(records)")
+        if key != item.name:
+            raise ValueError(f"{self.name}: registered as {key!r} but named {item.name!r}")
+        if not CONSUMER_NAME.fullmatch(key):
+            raise ValueError(f"{self.name}: {key!r} is not a valid consumer name "
+                             "(lowercase letters, digits, '.', '_', '-'; at most 100)")
+        return super().register(key, item, replace=replace)
+
+    def add(self, consumer: UsageConsumer, *, replace: bool = False) -> UsageConsumer:
+        """Register ``consumer`` under its own name (what an ``AppConfig.ready()`` calls)."""
+        return self.register(consumer.name, consumer, replace=replace)
 
 
 @dataclass(frozen=True)
@@ -130,7 +211,8 @@ request_policies: Registry[Any] = Registry("request_policies")
 # such as the enterprise licence reaches a process that serves only /v1 within seconds.
 # Each must be cheap when nothing changed, and must not raise (errors are logged).
 refreshers: Registry[Callable[[], None]] = Registry("refreshers")
-usage_sinks: Registry[UsageSink] = Registry("usage_sinks")
+# Durable readers of committed usage (billing, credits); fed by potluck.usage.consumers.
+usage_consumers = UsageConsumerRegistry("usage_consumers")
 # Dotted paths of DRF authentication classes, tried after API keys and sessions.
 auth_backends: Registry[str] = Registry("auth_backends")
 console_panels: Registry[ConsolePanel] = Registry("console_panels")
@@ -148,7 +230,7 @@ cli_commands: Registry[Any] = Registry("cli_commands")
 ALL_REGISTRIES: tuple[Registry[Any], ...] = (
     request_policies,
     refreshers,
-    usage_sinks,
+    usage_consumers,
     auth_backends,
     console_panels,
     features,
@@ -172,17 +254,6 @@ def run_refreshers() -> None:
             refresh()
         except Exception:
             log.exception("refresher %r failed", key)
-
-
-def publish_usage(records: list[dict[str, Any]]) -> list[tuple[str, Exception]]:
-    """Hand committed usage records to every sink; a failing sink never stops the others."""
-    failures: list[tuple[str, Exception]] = []
-    for key, sink in usage_sinks.items():
-        try:
-            sink.consume(records)
-        except Exception as exc:  # a sink's bug must not lose records for the others
-            failures.append((key, exc))
-    return failures
 
 
 def check_member_policies(organization: Any, email: str, role: str) -> None:

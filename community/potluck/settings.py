@@ -138,6 +138,10 @@ NODE_HEARTBEAT_SECONDS = env.env_int("POTLUCK_NODE_HEARTBEAT_SECONDS", 5)
 NODE_LOST_AFTER_SECONDS = env.env_int("POTLUCK_NODE_LOST_AFTER_SECONDS", 20)
 # A usage-stream consumer silent this long on an entry is taken for dead; others take over.
 USAGE_RECLAIM_IDLE_SECONDS = env.env_int("POTLUCK_USAGE_RECLAIM_IDLE_SECONDS", 60)
+# A usage consumer that raised is retried from its cursor after this, doubling per failure
+# in a row, up to the maximum (see potluck.usage.consumers).
+USAGE_CONSUMER_RETRY_SECONDS = env.env_int("POTLUCK_USAGE_CONSUMER_RETRY_SECONDS", 2)
+USAGE_CONSUMER_RETRY_MAX_SECONDS = env.env_int("POTLUCK_USAGE_CONSUMER_RETRY_MAX_SECONDS", 300)
 NODE_NAME = env.env_str("POTLUCK_NODE_NAME")
 NODE_ADDRESS = env.env_str("POTLUCK_NODE_ADDRESS", "127.0.0.1")
 
@@ -254,6 +258,9 @@ CELERY_BEAT_SCHEDULE = {
     # Expires: a backlog of roll-ups queued while no worker ran is one roll-up's work.
     "usage-roll-up": {"task": "potluck.usage.roll_up", "schedule": 2.0,
                       "options": {"expires": 10}},
+    # Each consumer's cursor is locked while it is fed: overlapping runs pass it by.
+    "usage-feed-consumers": {"task": "potluck.usage.feed_consumers", "schedule": 2.0,
+                             "options": {"expires": 10}},
     # Stale runs are dropped: the next one, 3 s later, does the same work.
     "serving-schedule": {"task": "potluck.serving.schedule", "schedule": 3.0,
                          "options": {"expires": 10}},

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from potluck import extensions
@@ -56,22 +58,26 @@ def test_refreshers_run_and_a_failing_one_does_not_stop_the_others():
     assert calls == ["keeper"]
 
 
-def test_a_failing_usage_sink_does_not_starve_the_others():
-    received: list[dict] = []
+class Meter:
+    def __init__(self, name: str) -> None:
+        self.name = name
 
-    class Broken:
-        def consume(self, records: list[dict]) -> None:
-            raise RuntimeError("down")
+    def consume(self, records: Sequence[extensions.CommittedUsageRecord]) -> None:
+        pass
 
-    class Keeper:
-        def consume(self, records: list[dict]) -> None:
-            received.extend(records)
 
-    extensions.usage_sinks.register("broken", Broken())
-    extensions.usage_sinks.register("keeper", Keeper())
-    failures = extensions.publish_usage([{"id": "r1"}])
-    assert received == [{"id": "r1"}]
-    assert [name for name, _ in failures] == ["broken"]
+def test_a_usage_consumer_registers_under_its_own_valid_name():
+    meter = extensions.usage_consumers.add(Meter("stripe-meter"))
+    assert extensions.usage_consumers.get("stripe-meter") is meter
+    with pytest.raises(ValueError, match="already registered"):
+        extensions.usage_consumers.add(Meter("stripe-meter"))
+    with pytest.raises(ValueError, match="registered as 'billing' but named 'credits'"):
+        extensions.usage_consumers.register("billing", Meter("credits"))
+    with pytest.raises(ValueError, match="not a valid consumer name"):
+        extensions.usage_consumers.add(Meter("Stripe Meter"))
+    with pytest.raises(TypeError, match="has no name and consume"):
+        extensions.usage_consumers.register("x", object())  # type: ignore[arg-type]
+    assert extensions.usage_consumers.keys() == ["stripe-meter"]
 
 
 @pytest.mark.django_db

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from potluck import env
+from potluck.cli.context import CliError, setup_django
 from potluck.nodes import resources
 
 
@@ -97,12 +98,60 @@ def examine(data_dir: Path, port: int, check_engine: bool = True) -> list[Findin
     return found
 
 
+def usage_consumer_findings() -> list[Finding]:
+    """Each registered usage consumer's lag, when Potluck's database is configured."""
+    try:
+        setup_django()
+    except CliError:  # Potluck is not running here: only the host is examined
+        return []
+    from django.db import DatabaseError
+
+    from potluck.usage.consumers import consumer_lag
+
+    try:
+        lags = consumer_lag()
+    except DatabaseError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [Finding(False, "consumer", f"cannot read the usage consumers' cursors: {first}",
+                        "check that Potluck's database is up (potluck up)")]
+    if not lags:
+        return [Finding(True, "consumer", "no usage consumers registered")]
+    found = []
+    for lag in lags:
+        text = f"{lag.name}: " + (
+            f"{lag.records_behind:,} records behind, the oldest {_duration(lag.seconds_behind)} old"
+            if lag.records_behind else "caught up")
+        if not lag.failing:
+            found.append(Finding(True, "consumer", text))
+            continue
+        retry = f", next try at {lag.retry_at:%Y-%m-%d %H:%M:%S} UTC" if lag.retry_at else ""
+        found.append(Finding(
+            False, "consumer",
+            f"{text}; failing: {lag.attempts} failed {'try' if lag.attempts == 1 else 'tries'}"
+            f" in a row, the last at "
+            f"{lag.last_error_at:%Y-%m-%d %H:%M:%S} UTC raised {lag.last_error}{retry}",
+            "the node agent's log has the traceback; once the consumer is fixed it resumes "
+            "from its cursor"))
+    return found
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    if whole < 60:
+        return f"{seconds:.1f} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
 @click.command()
 @click.option("--skip-engine-import", is_flag=True, help="Do not import vLLM (faster).")
 def doctor(skip_engine_import: bool) -> None:
-    """Check this host: CPU, GPUs, vLLM, ports, disk."""
+    """Check this host (CPU, GPUs, vLLM, ports, disk) and, when Potluck runs, its usage
+    consumers' lag."""
     findings = examine(env.data_dir(), env.env_int("POTLUCK_PORT", 8000),
                        check_engine=not skip_engine_import)
+    findings += usage_consumer_findings()
     for f in findings:
         mark = "ok " if f.ok else "!! "
         click.echo(f"{mark} {f.topic:<8} {f.text}" + (f"\n      fix: {f.fix}" if f.fix else ""))

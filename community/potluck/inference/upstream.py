@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import aiohttp
 
 from potluck import env
-
 from potluck.inference.catalog import Catalog, ModelEntry, ReplicaEntry
 from potluck.inference.context import RequestContext
 

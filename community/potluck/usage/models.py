@@ -26,6 +26,11 @@ class UsageRecord(models.Model):
     ttft_ms = models.FloatField(null=True, blank=True)
     replica_id = models.UUIDField(null=True, blank=True)
     created_at = models.DateTimeField(db_index=True)
+    # The usage log's order, set by the database (a trigger, see potluck.usage.consumers):
+    # whatever a writer passes is replaced. Records commit in ``seq`` order.
+    seq = models.BigIntegerField(unique=True, editable=False, blank=True)
+    # When the record was inserted (the database's clock, set by the same trigger).
+    recorded_at = models.DateTimeField(editable=False, blank=True)
 
     objects = OrgScopedQuerySet.as_manager()
 
@@ -69,3 +74,27 @@ class UsageDaily(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+class UsageConsumerCursor(models.Model):
+    """Where one usage consumer stands in the usage log (see ``potluck.usage.consumers``).
+
+    ``position`` is the ``seq`` of the last record the consumer has consumed. Failures are
+    counted and described by their exception class only, never by the records' content.
+    """
+
+    name = models.CharField(max_length=100, primary_key=True)
+    position = models.BigIntegerField(default=0)
+    consumed = models.PositiveBigIntegerField(default=0)  # records consumed, in all
+    consumed_at = models.DateTimeField(null=True, blank=True)  # when it last advanced
+    attempts = models.PositiveIntegerField(default=0)  # failed tries since it last advanced
+    last_error = models.CharField(max_length=200, blank=True)  # e.g. "builtins.RuntimeError"
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)  # not tried again before this
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.position}"

@@ -12,6 +12,9 @@ Why it neither loses nor doubles:
   and add nothing.
 - An entry that can never be recorded (malformed, unknown organization, refused by the
   database) is copied to the dead-letter stream with its reason, then acknowledged.
+
+What happens to a record after its commit (billing, credits) is the business of the
+usage consumers (``potluck.usage.consumers``), which read Postgres, not this stream.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from dataclasses import dataclass
 import redis
 from django.db import DataError, IntegrityError
 
-from potluck import extensions
 from potluck.redis_client import get_redis
 from potluck.usage import services
 from potluck.usage.stream import (
@@ -68,7 +70,6 @@ class RollupResult:
     duplicates: int = 0  # already recorded: re-delivered, or appended twice
     dead_lettered: int = 0
     vanished: int = 0  # pending entries deleted from the stream by someone else
-    sink_failures: int = 0
     batches: int = 0
     drained: bool = False  # the stream held nothing more for this group
     seconds: float = 0.0
@@ -177,7 +178,6 @@ def _process(conn: redis.Redis, consumer: str, entries: list[Entry],
     result.inserted += len(recorded.inserted)
     result.duplicates += len(recorded.duplicates)
     result.dead_lettered += len(dead)
-    result.sink_failures += _publish(recorded.inserted)
 
 
 def record_batch(events: Sequence[UsageEvent]
@@ -222,22 +222,6 @@ def _acknowledge(conn: redis.Redis, consumer: str, entry_ids: list[str],
     pipe.execute()
     for letter in dead:
         log.warning("usage entry %s dead-lettered: %s", letter.entry_id, letter.reason[:200])
-
-
-def _publish(inserted: list[UsageEvent]) -> int:
-    """Hand new records to the usage sinks; they are committed already, so a sink's
-    failure is logged, never retried here (sinks that must not miss one read Postgres)."""
-    if not inserted:
-        return 0
-    try:
-        failures = extensions.publish_usage([event.as_record() for event in inserted])
-    except Exception:
-        log.exception("publishing %d usage records failed", len(inserted))
-        return 1
-    for key, exc in failures:
-        log.error("usage sink %s failed on %d records: %s", key, len(inserted),
-                  type(exc).__name__)
-    return len(failures)
 
 
 def _text(value: bytes | str) -> str:

@@ -66,13 +66,6 @@ class UsageEvent:
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in FIELDS}
 
-    def as_record(self) -> dict[str, Any]:
-        """The shape handed to usage sinks: the record's columns, time as an aware datetime."""
-        record = self.as_dict()
-        record["created_at"] = self.created_time
-        record["total_tokens"] = self.prompt_tokens + self.completion_tokens
-        return record
-
     @property
     def created_time(self) -> datetime:
         return datetime.fromtimestamp(self.created_at, tz=UTC)

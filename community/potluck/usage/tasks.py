@@ -9,7 +9,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
-from potluck.usage import rollup
+from potluck.usage import consumers, rollup
 
 
 @shared_task(name="potluck.usage.roll_up", bind=True, ignore_result=True, acks_late=True,
@@ -22,3 +22,10 @@ def roll_up(self: Task, batch: int = 500) -> dict[str, Any]:
     result = rollup.roll_up(consumer, batch,
                             min_idle_ms=settings.USAGE_RECLAIM_IDLE_SECONDS * 1000)
     return dataclasses.asdict(result)
+
+
+@shared_task(name="potluck.usage.feed_consumers", ignore_result=True, acks_late=True,
+             queue="potluck.control")
+def feed_consumers() -> list[dict[str, Any]]:
+    """Give every registered usage consumer its next records (beat: every 2 s)."""
+    return [dataclasses.asdict(result) for result in consumers.feed_all()]
