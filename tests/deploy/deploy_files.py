@@ -13,9 +13,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 CHART = DEPLOY / "helm" / "potluck"
 
-# Announced by the lead with issue 18 and not yet merged here: /metrics will need this
-# bearer token. Drop it from this list once the code reads it.
-ANNOUNCED_SETTINGS = {"POTLUCK_METRICS_TOKEN"}
 # Read by libraries, not by Potluck: boto3's credentials file.
 LIBRARY_SETTINGS = {"AWS_SHARED_CREDENTIALS_FILE"}
 
@@ -36,7 +33,7 @@ def settings_read_by_code() -> frozenset[str]:
 def unknown_settings(names: set[str]) -> set[str]:
     """Names in ``names`` that Potluck does not read; ``NAME_FILE`` counts as ``NAME``
     (potluck.env reads every setting from a file when ``NAME_FILE`` is set)."""
-    allowed = settings_read_by_code() | ANNOUNCED_SETTINGS
+    allowed = settings_read_by_code()
     return {name for name in names
             if name not in LIBRARY_SETTINGS
             and name not in allowed and name.removesuffix("_FILE") not in allowed}

@@ -37,6 +37,7 @@ from potluck.inference.metering import UsageMeter
 from potluck.inference.sse import StreamCut, TransformerFailed, error_event
 from potluck.inference.usage_writer import UsageWriter
 from potluck.protocol.endpoints import by_path
+from potluck.usage import metrics as usage_metrics
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
+LAG_EVERY_ROUNDS = 5
 _SSE = (b"content-type", b"text/event-stream; charset=utf-8")
 # What Django's SecurityMiddleware and XFrameOptionsMiddleware send on /api, sent here too.
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"),
@@ -108,10 +110,14 @@ class Gateway:
         metrics.show_features(extensions.features.keys())
 
     async def _refresh_loop(self) -> None:
+        rounds = 0
         while True:
             await asyncio.sleep(settings.GATEWAY_CATALOG_REFRESH_SECONDS)
+            rounds += 1
             try:
                 await self._refresh()
+                if rounds % LAG_EVERY_ROUNDS == 0:  # the lag query counts rows: not each second
+                    await self.db.run(usage_metrics.update_consumer_lag)
             except Exception:  # keep serving from the last good snapshot
                 log.exception("catalog refresh failed")
 
