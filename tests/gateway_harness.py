@@ -50,11 +50,13 @@ def wait_until_listed(gateway: GatewayProcess, key: str, name: str) -> None:
 
 
 @contextmanager
-def running_gateway(env: dict[str, str], tmp_path: Path) -> Iterator[GatewayProcess]:
-    """Start one web worker with ``env`` (plus a port, a 1 s key cache and the metrics
-    token), wait for /healthz, and stop it afterwards. Its log is ``tmp_path/gateway.log``."""
+def running_gateway(env: dict[str, str], tmp_path: Path, *, workers: int = 1
+                    ) -> Iterator[GatewayProcess]:
+    """Start ``workers`` web workers with ``env`` (plus a port, a 1 s key cache and the
+    metrics token), wait for /healthz, and stop it afterwards. Its log is
+    ``tmp_path/gateway.log``."""
     port = free_port()
-    env = {**env, "POTLUCK_BIND": f"127.0.0.1:{port}", "POTLUCK_WEB_WORKERS": "1",
+    env = {**env, "POTLUCK_BIND": f"127.0.0.1:{port}", "POTLUCK_WEB_WORKERS": str(workers),
            "POTLUCK_KEY_CACHE_SECONDS": "1", "POTLUCK_METRICS_TOKEN": METRICS_TOKEN,
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")}
     log_path = tmp_path / "gateway.log"

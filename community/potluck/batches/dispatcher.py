@@ -49,7 +49,7 @@ from potluck.inference.core import Answer, InferenceCore
 from potluck.inference.errors import InferenceError
 from potluck.inference.metering import UsageMeter
 from potluck.inference.upstream import NoReadyReplica, RetryVetoed
-from potluck.inference.usage_writer import UsageWriter
+from potluck.inference.usage_writer import UsageJournal
 from potluck.protocol import endpoints
 
 log = logging.getLogger(__name__)
@@ -110,14 +110,15 @@ class Dispatcher:
                                             sock_read=conf.read_timeout())
             redis = Redis.from_url(settings.REDIS_URL, socket_timeout=5,
                                    socket_connect_timeout=2)
-            self.usage = UsageWriter(redis, settings.DATA_DIR / "spool")
+            self.usage = UsageJournal(redis, settings.DATA_DIR / "spool")
             async with aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
                     timeout=timeout, skip_auto_headers=("User-Agent",)) as self.http:
                 self.core = InferenceCore(self.http, self.catalog, [UsageMeter(self.usage)])
                 writer = asyncio.create_task(self._write_results())
                 watchers = [asyncio.create_task(self._follow_lease()),
-                            asyncio.create_task(self._refresh_progress())]
+                            asyncio.create_task(self._refresh_progress()),
+                            asyncio.create_task(self.usage.run())]
                 try:
                     await self._dispatch(done)
                 finally:
@@ -126,8 +127,7 @@ class Dispatcher:
                     for task in watchers:
                         task.cancel()
                     await asyncio.gather(*watchers, return_exceptions=True)
-                    with contextlib.suppress(Exception):
-                        await self.usage.replay()
+                    await self.usage.close()  # what Redis did not take waits in the journal
                     await redis.aclose()
         finally:
             self.keeper.on_change = None

@@ -35,7 +35,7 @@ from potluck.inference.errors import InferenceError
 from potluck.inference.limits import Defaults, Limiter, RateLimits
 from potluck.inference.metering import UsageMeter
 from potluck.inference.sse import StreamCut, TransformerFailed, error_event
-from potluck.inference.usage_writer import UsageWriter
+from potluck.inference.usage_writer import UsageJournal
 from potluck.protocol.endpoints import by_path
 from potluck.usage import metrics as usage_metrics
 
@@ -77,10 +77,10 @@ class Gateway:
             self.keys = KeyCache(self.db, ttl=settings.GATEWAY_KEY_CACHE_SECONDS)
             self.redis = Redis.from_url(settings.REDIS_URL, socket_timeout=5,
                                         socket_connect_timeout=2)
-            limiter = Limiter(self.redis, Defaults(
+            self.limiter = Limiter(self.redis, Defaults(
                 settings.GATEWAY_DEFAULT_KEY_RPM, settings.GATEWAY_DEFAULT_KEY_TPM,
                 settings.GATEWAY_DEFAULT_ORG_RPM, settings.GATEWAY_DEFAULT_ORG_TPM))
-            self.usage = UsageWriter(self.redis, settings.DATA_DIR / "spool")
+            self.usage = UsageJournal(self.redis, settings.DATA_DIR / "spool")
             self.catalog = Catalog()
             self.http = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60,
@@ -91,14 +91,15 @@ class Gateway:
                 auto_decompress=False, skip_auto_headers=("User-Agent",),
             )
             self.core = InferenceCore(self.http, self.catalog,
-                                      [RateLimits(limiter), UsageMeter(self.usage)])
+                                      [RateLimits(self.limiter), UsageMeter(self.usage)])
             self.headers = list(SECURITY_HEADERS)
             try:
                 await self._refresh()
             except Exception:  # the database may be down: the loop keeps trying
                 log.exception("first catalog refresh failed")
             self._background = [asyncio.create_task(self._refresh_loop()),
-                                asyncio.create_task(self._replay_loop())]
+                                asyncio.create_task(self.usage.run()),
+                                asyncio.create_task(self.limiter.run())]
             self._started = True
 
     async def _refresh(self) -> None:
@@ -121,21 +122,12 @@ class Gateway:
             except Exception:  # keep serving from the last good snapshot
                 log.exception("catalog refresh failed")
 
-    async def _replay_loop(self) -> None:
-        while True:
-            try:
-                moved = await self.usage.replay()
-                if moved:
-                    log.info("replayed %d spooled usage records", moved)
-            except Exception:
-                log.exception("usage spool replay failed")
-            await asyncio.sleep(5)
-
     async def shutdown(self) -> None:
         if not self._started:
             return
         for task in self._background:
             task.cancel()
+        await self.usage.close()
         await self.http.close()
         await self.redis.aclose()
         self.db.shutdown()

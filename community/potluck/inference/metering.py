@@ -17,9 +17,9 @@ from potluck.usage.stream import MAX_MODEL, UsageEvent
 
 
 class UsageRecorder(Protocol):
-    """Where usage events go (``potluck.inference.usage_writer.UsageWriter``)."""
+    """Where usage events go (``potluck.inference.usage_writer.UsageJournal``)."""
 
-    async def record(self, event: UsageEvent, token_keys: tuple[str, ...] = ()) -> None: ...
+    async def record(self, event: UsageEvent) -> None: ...
 
 
 def usage_event(ctx: RequestContext) -> UsageEvent | None:
@@ -47,5 +47,4 @@ class UsageMeter(Policy):
     async def on_finish(self, ctx: RequestContext) -> None:
         event = usage_event(ctx)
         if event is not None:
-            # The limiter's token windows grow in the same round trip to Redis.
-            await self.recorder.record(event, ctx.state.get("token_keys", ()))
+            await self.recorder.record(event)

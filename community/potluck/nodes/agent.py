@@ -15,7 +15,9 @@ from django.db import close_old_connections
 
 from potluck.celery_app import app
 from potluck.finetune.supervisor import TrainingLoop
+from potluck.inference.usage_writer import recover_journals
 from potluck.nodes import resources, services
+from potluck.redis_client import get_redis
 from potluck.serving.cordon import uncordon_node
 from potluck.serving.reconcile import ReconcileLoop
 
@@ -40,6 +42,12 @@ class Heartbeat(threading.Thread):
             log.exception("heartbeat failed")
         finally:
             close_old_connections()
+        try:  # usage of batch runs (or web workers) of this host that died before shipping
+            moved = recover_journals(settings.DATA_DIR / "spool", get_redis())
+            if moved:
+                log.info("shipped %d usage records left by writers that are gone", moved)
+        except Exception:
+            log.exception("usage journal recovery failed")
 
     def run(self) -> None:
         while not self.stopped.wait(settings.NODE_HEARTBEAT_SECONDS):
