@@ -38,7 +38,7 @@ def test_install_a_file_then_show_it(issuer, clock, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == (
         "installed licence lic-test-0001 for Acme Corp; running processes apply it within "
-        "5 seconds")
+        "3 seconds")
     assert extensions.feature_available("sso")
     assert InstalledLicence.objects.get().installed_by is None
 
