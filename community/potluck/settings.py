@@ -254,7 +254,7 @@ LOGGING = {
 }
 
 CELERY_BEAT_SCHEDULE = {
-    "mark-lost-nodes": {"task": "potluck.nodes.mark_lost_nodes", "schedule": 10.0},
+    "replace-lost-nodes": {"task": "potluck.serving.replace_lost_nodes", "schedule": 10.0},
     # Expires: a backlog of roll-ups queued while no worker ran is one roll-up's work.
     "usage-roll-up": {"task": "potluck.usage.roll_up", "schedule": 2.0,
                       "options": {"expires": 10}},

@@ -30,7 +30,7 @@ from potluck.protocol import endpoints
 log = logging.getLogger(__name__)
 
 RUN_TASK = "potluck.batches.run"
-# Consumed by every node agent started with --control (see potluck.nodes.agent).
+# Consumed by every node agent started with --control (see potluck.agent.worker).
 JOBS_QUEUE = "potluck.jobs"
 CREATE_KEYS = frozenset({"input_file_id", "endpoint", "completion_window", "metadata",
                          "output_expires_after"})

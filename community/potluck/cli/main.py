@@ -79,7 +79,7 @@ def up(host: str, port: int, web_workers: int) -> None:
 def agent(name: str | None, control: bool, concurrency: int) -> None:
     """Run this host's node agent (a Celery worker on queue node.<name>)."""
     setup_django()
-    from potluck.nodes import agent as node_agent
+    from potluck.agent import worker as node_agent
     from potluck.nodes.services import default_node_name
 
     node_agent.run(name or default_node_name(), control=control, concurrency=concurrency)

@@ -66,7 +66,11 @@ def live_node_names() -> list[str]:
 
 
 def mark_lost_nodes() -> list[str]:
-    """Online nodes whose heartbeat lapsed become LOST; returns their names."""
+    """Online nodes whose heartbeat lapsed become LOST; returns their names.
+
+    Nodes are the ground floor: what runs on a lost node is moved by the apps above
+    (``potluck.serving.scheduler.replace_lost_nodes``, the fine-tuning scheduler).
+    """
     cutoff = timezone.now() - timedelta(seconds=settings.NODE_LOST_AFTER_SECONDS)
     lapsed = list(Node.objects.filter(state=NodeState.ONLINE, last_heartbeat__lt=cutoff)
                   .values_list("name", flat=True))
@@ -75,14 +79,4 @@ def mark_lost_nodes() -> list[str]:
                             last_heartbeat__lt=cutoff).update(state=NodeState.LOST)
         log.warning("nodes lost (no heartbeat for %ss): %s",
                     settings.NODE_LOST_AFTER_SECONDS, ", ".join(lapsed))
-        _reschedule_replicas_of_lost_nodes()
     return lapsed
-
-
-def _reschedule_replicas_of_lost_nodes() -> None:
-    from potluck.serving.scheduler import schedule  # serving builds on nodes, not the reverse
-
-    try:
-        schedule()
-    except Exception:  # beat runs the scheduler again within seconds
-        log.exception("rescheduling after lost nodes failed")

@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from potluck.nodes.models import Node, NodeState
-from potluck.nodes.services import live_node_names
+from potluck.nodes.services import live_node_names, mark_lost_nodes
 from potluck.serving import dispatch
 from potluck.serving.cordon import cordoned_node_names
 from potluck.serving.models import (
@@ -67,6 +67,18 @@ def schedule() -> list[str]:
         wake = sorted(touched & live)
         dispatch.request_reconcile(wake)
     return wake
+
+
+def replace_lost_nodes() -> list[str]:
+    """Mark nodes whose heartbeat lapsed as lost and, if any were, run a pass at once so
+    their replicas are written off and placed elsewhere; returns the lost nodes' names."""
+    lost = mark_lost_nodes()
+    if lost:
+        try:
+            schedule()
+        except Exception:  # beat runs the scheduler again within seconds
+            log.exception("rescheduling after lost nodes failed")
+    return lost
 
 
 def _retire_replicas_of_lost_nodes() -> set[str]:

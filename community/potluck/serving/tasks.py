@@ -14,6 +14,12 @@ def schedule() -> list[str]:
     return scheduler.schedule()
 
 
+@shared_task(name="potluck.serving.replace_lost_nodes", ignore_result=True)
+def replace_lost_nodes() -> list[str]:
+    """Periodic (beat): nodes whose heartbeat lapsed are marked lost, their replicas moved."""
+    return scheduler.replace_lost_nodes()
+
+
 @shared_task(name="potluck.serving.reconcile", ignore_result=True)
 def reconcile_node(node_name: str) -> None:
     """On queue node.<name> (only that node's agent consumes it): reconcile its replicas."""

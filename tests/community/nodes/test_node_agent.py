@@ -65,9 +65,9 @@ def test_the_agent_runs_tasks_from_the_broker_and_signs_off(live_env, redis_conn
         wait_for(lambda: services.live_node_names() == ["worker-1"])
         node = Node.objects.get(name="worker-1")
         assert node.queue == "node.worker-1" and node.state == NodeState.ONLINE
-        from potluck.nodes.tasks import mark_lost_nodes
+        from potluck.serving.tasks import replace_lost_nodes
 
-        mark_lost_nodes.delay()  # through Redis to the agent's control queue
+        replace_lost_nodes.delay()  # through Redis to the agent's control queue
         wait_for(lambda: Node.objects.get(name="ghost").state == NodeState.LOST)
         first_beat = Node.objects.get(name="worker-1").last_heartbeat
         wait_for(lambda: Node.objects.get(name="worker-1").last_heartbeat > first_beat)
@@ -82,7 +82,7 @@ def test_the_agent_runs_tasks_from_the_broker_and_signs_off(live_env, redis_conn
 @pytest.mark.django_db(transaction=True)
 def test_a_beat_in_flight_when_the_agent_stops_does_not_outlive_its_sign_off(
         settings, redis_conn, monkeypatch):
-    from potluck.nodes.agent import Heartbeat
+    from potluck.agent.worker import Heartbeat
 
     settings.NODE_HEARTBEAT_SECONDS = 0.05
     in_beat, finish_beat = threading.Event(), threading.Event()

@@ -19,7 +19,7 @@ from potluck.serving import services
 from potluck.serving.cordon import cordon_node
 from potluck.serving.models import Deployment, DeploymentState, Replica, ReplicaState
 from potluck.serving.reconcile import restart_delay
-from potluck.serving.scheduler import schedule
+from potluck.serving.scheduler import replace_lost_nodes, schedule
 
 pytestmark = pytest.mark.django_db
 _ports = itertools.count(8100)
@@ -160,7 +160,7 @@ def test_a_lost_nodes_replicas_are_written_off_and_replaced(make_node, make_mode
     redis_conn.delete(node_services.HEARTBEAT_KEY.format(name="cpu-a"))
     Node.objects.filter(name="cpu-a").update(
         last_heartbeat=timezone.now() - timedelta(seconds=settings.NODE_LOST_AFTER_SECONDS + 1))
-    assert node_services.mark_lost_nodes() == ["cpu-a"]  # reschedules at once
+    assert replace_lost_nodes() == ["cpu-a"]  # marks it lost and reschedules at once
     lost.refresh_from_db()
     assert lost.state == ReplicaState.FAILED and lost.reason == "node lost"
     assert lost.next_restart_at is None  # written off: never restarted
