@@ -215,7 +215,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "potluck.api.base.exception_handler",
+    "EXCEPTION_HANDLER": "potluck.accounts.api_base.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {

@@ -2,7 +2,7 @@
 """The one mechanism that scopes data to an organization.
 
 Every org-owned model uses ``OrgScopedQuerySet``; every management API view reads
-through ``potluck.api.base.OrgScopedViewSet``, which calls ``for_org`` with the
+through ``potluck.accounts.api_base.OrgScopedViewSet``, which calls ``for_org`` with the
 caller's organization. Views never filter by organization themselves.
 """
 

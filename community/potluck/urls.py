@@ -18,6 +18,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny],
                                                    authentication_classes=[]), name="schema"),
     path("api/auth/", include("rest_framework.urls")),
-    path("api/", include("potluck.api_urls")),
-    path("v1/", include("potluck.openai_api.urls")),
+    path("api/", include("potluck.api.urls")),
+    path("v1/", include("potluck.api.v1_urls")),
 ]

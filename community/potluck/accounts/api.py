@@ -16,8 +16,8 @@ from rest_framework.views import APIView
 
 from potluck import extensions
 from potluck.accounts import selectors, services
+from potluck.accounts.api_base import OrgScopedViewSet, resolve_tenant
 from potluck.accounts.models import KEY_SCOPES, ApiKey, Membership, Organization, Role
-from potluck.api.base import OrgScopedViewSet, resolve_tenant
 from potluck.errors import Forbidden
 
 

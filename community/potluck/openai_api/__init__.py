@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Django views that speak OpenAI's shapes under /v1: files, fine-tuning jobs, batches.
+"""The base of the Django views that speak OpenAI's shapes under /v1 (files, fine-tuning
+jobs, batches): authentication, tenancy, errors and lists (``base``), and request checks
+they share (``validation``). Their routes are mounted by ``potluck.api.v1_urls``.
 
-Inference (/v1/chat/completions, ...) stays in the lean gateway; the slower,
-durable endpoints live here, beside the rest of the management API.
+Inference (/v1/chat/completions, ...) stays in the lean gateway.
 """

@@ -24,8 +24,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from potluck.accounts.api_base import Tenant, resolve_tenant
 from potluck.accounts.authentication import ApiKeyAuthentication, ExtensionAuthentication
-from potluck.api.base import Tenant, resolve_tenant
 from potluck.errors import InvalidInput, NotFound, PotluckError
 from potluck.protocol.errors import error_body
 

@@ -9,7 +9,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from potluck.api.base import OrgScopedViewSet
+from potluck.accounts.api_base import OrgScopedViewSet
 from potluck.errors import InvalidInput
 from potluck.registry import selectors, services
 from potluck.registry.models import RegisteredModel, Source

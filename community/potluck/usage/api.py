@@ -14,7 +14,7 @@ from rest_framework import renderers, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from potluck.api.base import OrgScopedViewSet
+from potluck.accounts.api_base import OrgScopedViewSet
 from potluck.usage import selectors
 from potluck.usage.models import UsageRecord
 

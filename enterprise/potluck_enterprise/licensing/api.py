@@ -20,9 +20,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from potluck.accounts.api_base import resolve_tenant
 from potluck.accounts.authentication import ApiKeyUser
 from potluck.accounts.models import ApiKey
-from potluck.api.base import resolve_tenant
 from potluck.errors import Forbidden, InvalidInput
 from potluck_enterprise.licensing import services
 from potluck_enterprise.licensing.format import MAX_TEXT_BYTES

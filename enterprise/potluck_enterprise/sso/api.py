@@ -23,8 +23,8 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
+from potluck.accounts.api_base import OrgScopedViewSet, Tenant, resolve_tenant
 from potluck.accounts.models import Role
-from potluck.api.base import OrgScopedViewSet, Tenant, resolve_tenant
 from potluck.errors import Forbidden
 from potluck_enterprise.sso import domains, flows, services
 from potluck_enterprise.sso.gate import ensure_licensed
