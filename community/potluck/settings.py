@@ -176,7 +176,7 @@ FINETUNE_CANCEL_GRACE_SECONDS = env.env_int("POTLUCK_FINETUNE_CANCEL_GRACE_SECON
 # A paused trainer first finishes its step and writes a checkpoint; past this it is killed
 # and the job pauses at its last checkpoint before that.
 FINETUNE_PAUSE_GRACE_SECONDS = env.env_int("POTLUCK_FINETUNE_PAUSE_GRACE_SECONDS", 300)
-FINETUNE_SUPERVISE_SECONDS = float(env.env_str("POTLUCK_FINETUNE_SUPERVISE_SECONDS", "1"))
+FINETUNE_RECONCILE_SECONDS = float(env.env_str("POTLUCK_FINETUNE_RECONCILE_SECONDS", "1"))
 
 # Local model directories that the API may register; the CLI (the operator) may
 # register any directory it can read.

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from potluck.celery_app import app
-from potluck.finetune.supervisor import TrainingLoop
+from potluck.finetune.reconcile import TrainerReconcileLoop
 from potluck.inference.usage_writer import recover_journals
 from potluck.nodes import resources, services
 from potluck.redis_client import get_redis
@@ -77,7 +77,7 @@ def run(name: str, *, control: bool, concurrency: int = 4, loglevel: str = "INFO
     reconciler = ReconcileLoop(name)
     reconciler.start()
     # Adopts trainers an earlier agent started; resumes jobs whose trainer died.
-    trainers = TrainingLoop(name)
+    trainers = TrainerReconcileLoop(name)
     trainers.start()
     log.info("node agent %s consuming %s", name, ", ".join(queues))
     worker = app.Worker(

@@ -26,9 +26,10 @@ from django.db import close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from potluck.child_processes import group_alive, signal_group, stop_groups
 from potluck.nodes.models import Node
 from potluck.serving import adapters, dispatch
-from potluck.serving import replica_supervisor as servers
+from potluck.serving import replica_process as servers
 from potluck.serving.models import LIVE_REPLICA_STATES, Replica, ReplicaState
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class NodeReconciler:
                 adapters.sync_adapters(replica, self.adapter_failures)
         elif timezone.now() - replica.started_at > timedelta(
                 seconds=settings.SERVING_READY_TIMEOUT_SECONDS):
-            servers.stop_groups([replica.pid], grace=5)
+            stop_groups([replica.pid], grace=5)
             self._fail(replica, "did not become ready within "
                                 f"{settings.SERVING_READY_TIMEOUT_SECONDS}s")
 
@@ -178,7 +179,7 @@ class NodeReconciler:
                                         "updated_at"])
         except BaseException:
             if process is not None:  # never leave a server that no row knows about
-                servers.signal_group(process.pid, signal.SIGKILL)
+                signal_group(process.pid, signal.SIGKILL)
                 process.wait()
             raise
         self.children[row.id] = process
@@ -199,13 +200,13 @@ class NodeReconciler:
         log.warning("replica %s on port %s missed a health check (%s in a row)", replica.id,
                     replica.port, misses)
         if misses >= UNHEALTHY_AFTER_CHECKS:
-            servers.stop_groups([replica.pid], grace=5)
+            stop_groups([replica.pid], grace=5)
             self._fail(replica, f"stopped answering health checks ({misses} in a row)")
 
     def _fail(self, replica: Replica, reason: str) -> None:
         """Record why it died, clean up what is left of it, and plan its restart."""
         if replica.pid:
-            servers.signal_group(replica.pid, signal.SIGKILL)  # engine processes left behind
+            signal_group(replica.pid, signal.SIGKILL)  # engine processes left behind
         child = self.children.pop(replica.id, None)
         if child is not None:
             child.poll()
@@ -239,15 +240,15 @@ class NodeReconciler:
             return
         sent_at = self.terminating.get(replica.id)
         if sent_at is not None:
-            if not servers.group_alive(replica.pid):
+            if not group_alive(replica.pid):
                 self._stopped(replica)
             elif time.monotonic() - sent_at > settings.SERVING_STOP_GRACE_SECONDS:
-                servers.signal_group(replica.pid, signal.SIGKILL)
+                signal_group(replica.pid, signal.SIGKILL)
                 self._stopped(replica)
             return
         alive, _ = self._exit_status(replica)
         if not alive:
-            servers.signal_group(replica.pid, signal.SIGKILL)
+            signal_group(replica.pid, signal.SIGKILL)
             self._stopped(replica)
             return
         past_deadline = replica.drain_deadline is None or now >= replica.drain_deadline
@@ -256,7 +257,7 @@ class NodeReconciler:
         if idle or past_deadline:
             log.info("stopping replica %s (pid %s): %s", replica.id, replica.pid,
                      "drained" if idle else "drain deadline passed")
-            servers.signal_group(replica.pid, signal.SIGTERM)
+            signal_group(replica.pid, signal.SIGTERM)
             self.terminating[replica.id] = time.monotonic()
 
     def _stopped(self, replica: Replica) -> None:
@@ -274,7 +275,7 @@ class NodeReconciler:
         if replica.pid and servers.find_server(replica.pid, replica.port) is not None:
             log.warning("stopping written-off replica %s (pid %s): %s", replica.id,
                         replica.pid, replica.reason)
-            servers.stop_groups([replica.pid], grace=settings.SERVING_STOP_GRACE_SECONDS)
+            stop_groups([replica.pid], grace=settings.SERVING_STOP_GRACE_SECONDS)
         child = self.children.pop(replica.id, None)
         if child is not None:
             child.poll()

@@ -19,10 +19,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from potluck.accounts.models import Organization, User
+from potluck.child_processes import stop_groups
 from potluck.errors import Conflict, Forbidden, InvalidInput, NotFound
 from potluck.registry.models import Kind, RegisteredModel
 from potluck.serving import dispatch
-from potluck.serving import replica_supervisor as servers
+from potluck.serving import replica_process as servers
 from potluck.serving.cordon import cordon_node
 from potluck.serving.engine_args import clean_engine_args, clean_placement, clean_replicas
 from potluck.serving.models import Deployment, DeploymentState, Replica, ReplicaState
@@ -147,7 +148,7 @@ def stop_all_replicas_on_node(name: str, *, drain_seconds: float = 5) -> int:
                for r in running):
             break
         time.sleep(0.5)
-    servers.stop_groups([r.pid for r in running if r.pid],
+    stop_groups([r.pid for r in running if r.pid],
                         grace=settings.SERVING_STOP_GRACE_SECONDS)
     stopped = on_node.filter(pk__in=[r.pk for r in draining], state=ReplicaState.DRAINING)
     stopped.update(state=ReplicaState.STOPPED, stopped_at=timezone.now(),

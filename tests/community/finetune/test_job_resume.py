@@ -22,7 +22,7 @@ from waiting import wait_for
 
 from potluck.finetune import services
 from potluck.finetune.models import FineTuningCheckpoint, FineTuningJob, JobStatus
-from potluck.finetune.supervisor import find_trainer
+from potluck.finetune.reconcile import find_trainer
 from potluck.registry.models import RegisteredModel
 
 pytestmark = pytest.mark.slow
@@ -147,7 +147,7 @@ def test_a_paused_job_frees_its_slot_and_resumes_from_its_pause_checkpoint(
     # An early first checkpoint and short passes: the pause reaches the trainer well before
     # its last step, however fast this machine trains.
     start_agent(NODE, **{**agent_env, "POTLUCK_FINETUNE_CHECKPOINT_EVERY": "3",
-                         "POTLUCK_FINETUNE_SUPERVISE_SECONDS": "0.2"})
+                         "POTLUCK_FINETUNE_RECONCILE_SECONDS": "0.2"})
     wait_for(lambda: job_of(job.id).status == JobStatus.RUNNING and job_of(job.id).pid,
              90, "the job to run")
     pid = job_of(job.id).pid

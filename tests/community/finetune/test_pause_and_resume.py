@@ -17,7 +17,7 @@ from openai import OpenAI
 
 from potluck.finetune import scheduler, services
 from potluck.finetune.models import FineTuningJob, JobStatus
-from potluck.finetune.supervisor import TrainingSupervisor
+from potluck.finetune.reconcile import TrainerReconciler
 
 pytestmark = pytest.mark.django_db
 
@@ -131,7 +131,7 @@ def test_a_job_whose_trainer_never_started_pauses_and_frees_the_slot(
     live_node("node-a")
     assert scheduler.schedule() == [first.id]
     post(client, first.id, "pause")
-    TrainingSupervisor("node-a").supervise_once()
+    TrainerReconciler("node-a").reconcile_once()
     paused = job_of(first.id)
     assert (paused.status, paused.node, paused.pid, paused.pause_requested, paused.attempts) == (
         JobStatus.PAUSED, "", None, False, 0)
@@ -163,7 +163,7 @@ def test_an_agent_that_finds_its_trainer_exited_paused_pauses_the_job(
     running_with_output(job, tmp_path / "out")
     result = tmp_path / "out" / "result.json"
     result.write_text(json.dumps({"status": "paused", "steps": 12}))
-    TrainingSupervisor("node-a").supervise_once()
+    TrainerReconciler("node-a").reconcile_once()
     paused = job_of(job.id)
     assert (paused.status, paused.node, paused.pid, paused.attempts) == (
         JobStatus.PAUSED, "", None, 0)
@@ -178,7 +178,7 @@ def test_a_trainer_that_died_while_pausing_leaves_the_job_paused_not_restarted(
     scheduler.schedule()
     post(client_for(org), job.id, "pause")
     running_with_output(job, tmp_path / "out")
-    TrainingSupervisor("node-a").supervise_once()
+    TrainerReconciler("node-a").reconcile_once()
     paused = job_of(job.id)
     assert (paused.status, paused.attempts) == (JobStatus.PAUSED, 1)  # no clean exit
     assert messages(job.id)[-1] == "Job paused at step 12"
@@ -194,7 +194,7 @@ def test_a_cancel_that_arrives_while_the_trainer_pauses_wins(
     running_with_output(job, tmp_path / "out")
     (tmp_path / "out" / "result.json").write_text(json.dumps({"status": "paused"}))
     assert post(client, job.id, "cancel").json()["status"] == "running"
-    TrainingSupervisor("node-a").supervise_once()
+    TrainerReconciler("node-a").reconcile_once()
     assert job_of(job.id).status == JobStatus.CANCELLED
     assert messages(job.id)[-1] == "Job cancelled"
 

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""One vLLM OpenAI server as an operating-system process: start, probe, recognise, stop.
+"""One vLLM OpenAI server as an operating-system process: start, probe, recognise.
 
 Each server is the leader of its own process group and session, so it outlives the node
 agent that started it (agents restart; replicas keep serving) and so that one signal
-to the group reaches the engine processes vLLM spawns.
+to the group reaches the engine processes vLLM spawns (``potluck.child_processes``
+signals and stops groups). The loop that decides what to start and stop is
+``potluck.serving.reconcile``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections import deque
@@ -25,6 +26,7 @@ import psutil
 from django.conf import settings
 from django.utils import timezone
 
+from potluck.child_processes import child_environment
 from potluck.registry.models import Source
 from potluck.serving.models import Replica
 
@@ -32,9 +34,6 @@ API_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 LOG_TAIL_LINES = 40
 PROBE_TIMEOUT_SECONDS = 2.0
 START_MARKER = "==== potluck: starting replica"
-# The agent's own configuration (database, broker, secrets) is none of the engine's business.
-_PRIVATE_ENV_PREFIXES = ("POTLUCK_", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "CELERY_",
-                         "DJANGO_", "STRIPE_")
 
 
 @dataclass(frozen=True)
@@ -68,9 +67,7 @@ def server_argv(replica: Replica, *, host: str, port: int, cpu_only: bool) -> li
 
 
 def server_env(replica: Replica, *, cpu_only: bool) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)}
-    env["HF_HUB_OFFLINE"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
+    env = child_environment()
     if cpu_only:
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.SERVING_CPU_KVCACHE_GIB))
     else:
@@ -157,47 +154,6 @@ def requests_in_flight(base_url: str) -> float | None:
             with contextlib.suppress(ValueError, IndexError):
                 total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-def signal_group(pgid: int, sig: signal.Signals) -> bool:
-    """Signal a server's process group; False when no process of it is left."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # the group id now belongs to someone else's process
-        return False
-    return True
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return _has_live_member(pgid)
-
-
-def _has_live_member(pgid: int) -> bool:
-    """A group of only zombies is gone for our purposes (its parent reaps them later)."""
-    for proc in psutil.process_iter(["pid", "status"]):
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                return True
-        except (ProcessLookupError, psutil.NoSuchProcess):
-            continue
-    return False
-
-
-def stop_groups(pgids: list[int], grace: float) -> None:
-    """SIGTERM each group, wait up to ``grace`` seconds, then SIGKILL what is left."""
-    waiting = [pgid for pgid in pgids if signal_group(pgid, signal.SIGTERM)]
-    deadline = time.monotonic() + grace
-    while waiting and time.monotonic() < deadline:
-        time.sleep(0.25)
-        waiting = [pgid for pgid in waiting if group_alive(pgid)]
-    for pgid in waiting:
-        signal_group(pgid, signal.SIGKILL)
 
 
 def read_log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

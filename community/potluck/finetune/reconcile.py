@@ -1,14 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The node agent's side of fine-tuning: start, watch, pause, cancel and finish trainers.
+"""The node agent's trainer reconcile loop: make this node's trainer processes match its
+``running`` fine-tuning jobs (the counterpart of ``potluck.serving.reconcile``).
 
 Each ``running`` job assigned to this node gets a trainer process
 (``python -m potluck.finetune.trainer SPEC``) in its own session, so it outlives an
 agent restart; a new agent adopts it (found by its command line). The trainer writes
-``events.jsonl``, checkpoints and ``result.json`` into the job's directory; this
-supervisor copies the events into Postgres (idempotently, by the trainer's sequence
-number), turns cancellation into SIGTERM and a pause into SIGUSR1 (checkpoint, then
-exit), and on exit either finishes or pauses the job or, when the trainer died without a
-result, resumes it from its last checkpoint (or pauses it there, if a pause was asked).
+``events.jsonl``, checkpoints and ``result.json`` into the job's directory; this loop
+has the events ingested into Postgres, turns cancellation into SIGTERM and a pause into
+SIGUSR1 (checkpoint, then exit), and on exit has the job finished or paused or, when the
+trainer died without a result, restarts it from its last checkpoint (or pauses it
+there, if a pause was asked).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from potluck.child_processes import child_environment, signal_group
 from potluck.files import services as files
 from potluck.finetune import completion
 from potluck.finetune.events import add_event
@@ -70,17 +72,7 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _private_env() -> dict[str, str]:
-    """The trainer needs no secrets: no database, broker or key settings."""
-    hidden = ("POTLUCK_", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "CELERY_", "DJANGO_",
-              "STRIPE_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(hidden)}
-    env["HF_HUB_OFFLINE"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-class TrainingSupervisor:
+class TrainerReconciler:
     """What one agent knows about its node's trainers between passes."""
 
     def __init__(self, node_name: str) -> None:
@@ -93,15 +85,15 @@ class TrainingSupervisor:
 
     # -- one pass ---------------------------------------------------------------------
 
-    def supervise_once(self) -> None:
+    def reconcile_once(self) -> None:
         with self.lock:
             mine = list(FineTuningJob.objects.filter(node=self.node_name,
                                                      status=JobStatus.RUNNING))
             for job in mine:
                 try:
-                    self._supervise(job)
+                    self._reconcile(job)
                 except Exception:  # one bad job must not stall the others
-                    log.exception("supervising fine-tuning job %s failed", job.id)
+                    log.exception("reconciling fine-tuning job %s failed", job.id)
             self._reap({job.id for job in mine})
 
     def stop_all(self) -> None:
@@ -109,8 +101,7 @@ class TrainingSupervisor:
         resume from the last checkpoint when an agent runs them again."""
         with self.lock:
             for job_id, child in list(self.children.items()):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(child.pid, signal.SIGKILL)
+                signal_group(child.pid, signal.SIGKILL)
                 child.wait(timeout=30)
                 log.info("stopped the trainer of %s for shutdown", job_id)
             self.children.clear()
@@ -123,15 +114,14 @@ class TrainingSupervisor:
                 if child.poll() is None:
                     log.warning("stopping the trainer of %s: the job no longer runs here",
                                 job_id)
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(child.pid, signal.SIGKILL)
+                    signal_group(child.pid, signal.SIGKILL)
                     child.wait(timeout=30)
                 del self.children[job_id]
                 self.offsets.pop(job_id, None)
                 self.terminating.pop(job_id, None)
                 self.pausing.pop(job_id, None)
 
-    def _supervise(self, job: FineTuningJob) -> None:
+    def _reconcile(self, job: FineTuningJob) -> None:
         directory = Path(job.output_dir) if job.output_dir else job_dir(job.id)
         alive = self._alive(job)
         if job.output_dir:
@@ -196,8 +186,7 @@ class TrainingSupervisor:
         elif time.monotonic() - since > grace:
             log.warning("the trainer of %s did not stop %.0f s after %s; killing it",
                         job.id, grace, signal.Signals(signum).name)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
 
     def _start(self, job: FineTuningJob, directory: Path, *, resume_from: Path | None) -> None:
         from potluck.finetune.trainer.spec import TrainingSpec
@@ -229,7 +218,7 @@ class TrainingSupervisor:
         log_handle = (directory / "trainer.log").open("ab")
         try:
             child = subprocess.Popen(
-                [sys.executable, "-m", TRAINER_MODULE, str(spec_path)], env=_private_env(),
+                [sys.executable, "-m", TRAINER_MODULE, str(spec_path)], env=child_environment(),
                 stdout=log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, cwd=directory)
         finally:
@@ -240,7 +229,7 @@ class TrainingSupervisor:
             pid=child.pid, output_dir=str(directory), attempts=job.attempts + 1,
             updated_at=timezone.now())
         if not moved:  # cancelled, paused or moved away meanwhile
-            os.killpg(child.pid, signal.SIGKILL)
+            signal_group(child.pid, signal.SIGKILL)
             child.wait(timeout=30)
             return
         self.children[job.id] = child
@@ -410,12 +399,12 @@ def _log_tail(path: Path, lines: int = 5) -> str:
     return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
 
 
-class TrainingLoop(threading.Thread):
-    """Supervises this node's trainers every ``FINETUNE_SUPERVISE_SECONDS``."""
+class TrainerReconcileLoop(threading.Thread):
+    """Reconciles this node's trainers every ``FINETUNE_RECONCILE_SECONDS``."""
 
     def __init__(self, node_name: str) -> None:
-        super().__init__(name="finetune-supervisor", daemon=True)
-        self.supervisor = TrainingSupervisor(node_name)
+        super().__init__(name="finetune-reconcile", daemon=True)
+        self.reconciler = TrainerReconciler(node_name)
         self.stopped = threading.Event()
         self.wake = threading.Event()
 
@@ -423,14 +412,14 @@ class TrainingLoop(threading.Thread):
         while not self.stopped.is_set():
             try:
                 close_old_connections()
-                self.supervisor.supervise_once()
+                self.reconciler.reconcile_once()
             except Exception:
-                log.exception("fine-tuning supervision pass failed")
-            self.wake.wait(settings.FINETUNE_SUPERVISE_SECONDS)
+                log.exception("fine-tuning reconcile pass failed")
+            self.wake.wait(settings.FINETUNE_RECONCILE_SECONDS)
             self.wake.clear()
 
     def stop(self) -> None:
         self.stopped.set()
         self.wake.set()
         self.join(timeout=30)
-        self.supervisor.stop_all()
+        self.reconciler.stop_all()
