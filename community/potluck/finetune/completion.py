@@ -10,11 +10,10 @@ import logging
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from potluck.files import services as files
 from potluck.files.models import Purpose
-from potluck.finetune.events import add_event
+from potluck.finetune import lifecycle
 from potluck.finetune.models import FineTuningJob, JobStatus, Method
 from potluck.registry import services as registry
 from potluck.registry.models import RegisteredModel
@@ -54,24 +53,20 @@ def complete(job: FineTuningJob, result: dict[str, Any]) -> FineTuningJob:
             results = files.write_file(
                 locked.organization, purpose=Purpose.FINE_TUNE_RESULTS,
                 filename=f"{locked.id}-results.csv", chunks=[_results_csv(locked)])
-            now = timezone.now()
-            locked.status, locked.finished_at, locked.estimated_finish = (
-                JobStatus.SUCCEEDED, now, None)
-            locked.fine_tuned_model, locked.result_model = name, model
-            locked.result_files = [results.id]
-            if result.get("trained_tokens") is not None:
-                locked.trained_tokens = int(result["trained_tokens"])
-            locked.save()
-            add_event(locked, f"New fine-tuned model created: {name}")
-            add_event(locked, "The job has successfully completed")
+            trained = result.get("trained_tokens")
+            if not lifecycle.succeeded(
+                    locked, fine_tuned_model=name, result_model=model,
+                    result_files=[results.id],
+                    trained_tokens=int(trained) if trained is not None else None):
+                raise RuntimeError(f"{locked.id} left the running state while locked")
             if locked.method == Method.LORA:
                 _load_into_replicas(model)
     except Exception as exc:
         log.exception("registering the result of %s failed", job.id)
-        from potluck.finetune.services import fail
-
-        return fail(job, "registration_failed",
-                    f"training succeeded but its result could not be registered: {exc}")
+        return lifecycle.fail(job, "registration_failed",
+                              f"training succeeded but its result could not be registered: "
+                              f"{exc}")
+    locked.refresh_from_db()
     return locked
 
 

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Job events written by Potluck itself (the trainer's own arrive through the supervisor)."""
+"""Job events written by Potluck itself (the trainer's own arrive through
+``potluck.finetune.trainer_events``)."""
 
 from __future__ import annotations
 

@@ -24,28 +24,20 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
 from django.conf import settings
-from django.db import close_old_connections, transaction
-from django.db.models import F
-from django.db.models.functions import Greatest
+from django.db import close_old_connections
 from django.utils import timezone
 
 from potluck.child_processes import child_environment, signal_group
 from potluck.files import services as files
-from potluck.finetune import completion
+from potluck.finetune import completion, lifecycle
 from potluck.finetune.events import add_event
-from potluck.finetune.models import (
-    FineTuningCheckpoint,
-    FineTuningEvent,
-    FineTuningJob,
-    JobStatus,
-)
-from potluck.finetune.services import fail
+from potluck.finetune.models import FineTuningJob, JobStatus
+from potluck.finetune.trainer_events import TrainerEventReader
 
 log = logging.getLogger(__name__)
 TRAINER_MODULE = "potluck.finetune.trainer"
@@ -79,7 +71,7 @@ class TrainerReconciler:
         self.node_name = node_name
         self.lock = threading.Lock()
         self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self.offsets: dict[str, int] = {}  # bytes of events.jsonl already ingested
+        self.events = TrainerEventReader()
         self.terminating: dict[str, float] = {}  # job id → when SIGTERM was sent
         self.pausing: dict[str, float] = {}  # job id → when SIGUSR1 was sent
 
@@ -117,7 +109,7 @@ class TrainerReconciler:
                     signal_group(child.pid, signal.SIGKILL)
                     child.wait(timeout=30)
                 del self.children[job_id]
-                self.offsets.pop(job_id, None)
+                self.events.forget(job_id)
                 self.terminating.pop(job_id, None)
                 self.pausing.pop(job_id, None)
 
@@ -125,7 +117,7 @@ class TrainerReconciler:
         directory = Path(job.output_dir) if job.output_dir else job_dir(job.id)
         alive = self._alive(job)
         if job.output_dir:
-            self._ingest(job, directory)
+            self.events.ingest(job, directory)
         if alive:
             if job.cancel_requested:
                 self._terminate(job, alive)
@@ -242,8 +234,8 @@ class TrainerReconciler:
                else f"signal {-code}" if code is not None else "its process is gone")
         if job.attempts >= settings.FINETUNE_MAX_ATTEMPTS:
             tail = _log_tail(directory / "trainer.log")
-            fail(job, "trainer_died", f"the trainer stopped unexpectedly ({how}) "
-                 f"{job.attempts} times; last log lines: {tail}")
+            lifecycle.fail(job, "trainer_died", f"the trainer stopped unexpectedly ({how}) "
+                           f"{job.attempts} times; last log lines: {tail}")
             return
         checkpoint = latest_checkpoint(directory)
         where = (f"resuming from its checkpoint at step {int(checkpoint.name[5:])}"
@@ -253,38 +245,10 @@ class TrainerReconciler:
                   level="warn")
         self._start(job, directory, resume_from=checkpoint)
 
-    # -- events -----------------------------------------------------------------------
-
-    def _ingest(self, job: FineTuningJob, directory: Path) -> None:
-        path = directory / "events.jsonl"
-        try:
-            handle = path.open("rb")
-        except FileNotFoundError:
-            return
-        with handle:
-            handle.seek(self.offsets.get(job.id, 0))
-            chunk = handle.read()
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            return
-        self.offsets[job.id] = self.offsets.get(job.id, 0) + end + 1
-        events = []
-        for line in chunk[:end].splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                log.warning("job %s: unreadable event line skipped", job.id)
-                continue
-            if isinstance(event, dict) and int(event.get("seq", 0)) > job.last_event_seq:
-                events.append(event)
-        if events:
-            record_trainer_events(job, events)
-
-
     # -- endings ----------------------------------------------------------------------
 
     def _finish(self, job: FineTuningJob, result: dict[str, Any], directory: Path) -> None:
-        self._ingest(job, directory)
+        self.events.ingest(job, directory)
         status = result.get("status")
         if status == "succeeded":
             completion.complete(job, result)
@@ -296,15 +260,11 @@ class TrainerReconciler:
             self._paused(job, directory, clean=job.pid is not None)
         else:
             error = result.get("error") or {}
-            fail(job, str(error.get("code") or "training_failed"),
-                 str(error.get("message") or "the trainer failed without saying why"))
+            lifecycle.fail(job, str(error.get("code") or "training_failed"),
+                           str(error.get("message") or "the trainer failed without saying why"))
 
     def _cancelled(self, job: FineTuningJob) -> None:
-        now = timezone.now()
-        if FineTuningJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-                status=JobStatus.CANCELLED, finished_at=now, estimated_finish=None,
-                updated_at=now):
-            add_event(job, "Job cancelled")
+        lifecycle.cancelled_while_running(job)
 
     def _paused(self, job: FineTuningJob, directory: Path, *, clean: bool) -> None:
         """running → paused at its last checkpoint, off this node (its slot is free). A
@@ -314,61 +274,16 @@ class TrainerReconciler:
         self.terminating.pop(job.id, None)
         checkpoint = latest_checkpoint(directory)
         step = int(checkpoint.name[5:]) if checkpoint else 0
-        now = timezone.now()
-        changes: dict[str, Any] = {"status": JobStatus.PAUSED, "pause_requested": False,
-                                   "node": "", "pid": None, "estimated_finish": None,
-                                   "updated_at": now}
-        if clean:
-            changes["attempts"] = Greatest(F("attempts") - 1, 0)
-        with transaction.atomic():
-            moved = FineTuningJob.objects.filter(
-                pk=job.pk, status=JobStatus.RUNNING, node=self.node_name,
-                cancel_requested=False).update(**changes)
-            if moved:
-                add_event(job, f"Job paused at step {step}" if checkpoint else
-                          "Job paused before its first checkpoint; it starts over when resumed",
-                          data={"step": step})
+        moved = lifecycle.paused_off_node(
+            job, node=self.node_name, refund_attempt=clean, data={"step": step},
+            event=f"Job paused at step {step}" if checkpoint else
+                  "Job paused before its first checkpoint; it starts over when resumed")
         if moved:
             # A resumed run must not take this result for its own.
             with contextlib.suppress(FileNotFoundError):
                 (directory / RESULT_FILE).unlink()
         elif FineTuningJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
             self._cancelled(job)
-
-
-def record_trainer_events(job: FineTuningJob, events: list[dict[str, Any]]) -> None:
-    """The trainer's events become job events (and checkpoints); seen ones are skipped."""
-    rows, checkpoints = [], []
-    last_seq, trained, eta = job.last_event_seq, None, None
-    for event in events:
-        seq = int(event["seq"])
-        kind = event.get("type", "message")
-        data = event.get("data") or {}
-        created = datetime.fromtimestamp(float(event.get("created_at", time.time())), tz=UTC)
-        rows.append(FineTuningEvent(
-            job=job, trainer_seq=seq, created_at=created,
-            level=str(event.get("level", "info"))[:8],
-            type="metrics" if kind == "metrics" else "message",
-            message=str(event.get("message", "")), data=data or None))
-        if kind == "checkpoint" and "step" in data:
-            metrics = {k: v for k, v in data.items() if k not in ("path",)}
-            checkpoints.append(FineTuningCheckpoint(
-                job=job, step_number=int(data["step"]), metrics=metrics,
-                path=str(data.get("path", "")), created_at=created))
-        if kind == "metrics":
-            trained = data.get("trained_tokens", trained)
-            eta = data.get("eta_seconds", eta)
-        last_seq = max(last_seq, seq)
-    changes: dict[str, Any] = {"last_event_seq": last_seq, "updated_at": timezone.now()}
-    if trained is not None:
-        changes["trained_tokens"] = int(trained)
-    if eta is not None:
-        changes["estimated_finish"] = timezone.now() + timedelta(seconds=float(eta))
-    with transaction.atomic():
-        FineTuningEvent.objects.bulk_create(rows, ignore_conflicts=True)
-        FineTuningCheckpoint.objects.bulk_create(checkpoints, ignore_conflicts=True)
-        FineTuningJob.objects.filter(pk=job.pk).update(**changes)
-    job.last_event_seq = last_seq
 
 
 def _copy_dataset(job: FineTuningJob, file_id: str, target: Path) -> Path:

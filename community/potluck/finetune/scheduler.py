@@ -14,9 +14,8 @@ from collections import Counter
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
-from django.utils import timezone
 
-from potluck.finetune.events import add_event
+from potluck.finetune import lifecycle
 from potluck.finetune.models import FineTuningJob, JobStatus
 from potluck.nodes.models import Node, NodeState
 from potluck.nodes.services import live_node_names
@@ -43,14 +42,10 @@ def schedule() -> list[str]:
             if not free:
                 break
             node = min(free, key=lambda n: (running[n], n))
-            running[node] += 1
-            now = timezone.now()
-            job.status, job.node, job.pid = JobStatus.RUNNING, node, None
-            job.started_at = job.started_at or now
-            job.save(update_fields=["status", "node", "pid", "started_at", "updated_at"])
-            add_event(job, f"Fine-tuning job started on node {node}")
-            assigned.append(job.id)
-            request_reconcile([node])
+            if lifecycle.start_on(job, node):
+                running[node] += 1
+                assigned.append(job.id)
+                request_reconcile([node])
     return assigned
 
 
@@ -66,32 +61,22 @@ def requeue_jobs_of_lost_nodes() -> list[str]:
     with transaction.atomic():
         for job in (FineTuningJob.objects.select_for_update(skip_locked=True)
                     .filter(status=JobStatus.RUNNING, node__in=lost)):
-            now = timezone.now()
             if job.cancel_requested:
-                job.status, job.finished_at = JobStatus.CANCELLED, now
-                job.save(update_fields=["status", "finished_at", "updated_at"])
-                add_event(job, f"Job cancelled (node {job.node} was lost while stopping)")
+                done = lifecycle.cancelled_while_running(
+                    job, event=f"Job cancelled (node {job.node} was lost while stopping)")
             elif job.pause_requested:
-                previous = job.node
-                job.status, job.node, job.pid, job.pause_requested = (
-                    JobStatus.PAUSED, "", None, False)
-                job.estimated_finish = None
-                job.save(update_fields=["status", "node", "pid", "pause_requested",
-                                        "estimated_finish", "updated_at"])
-                add_event(job, f"Job paused (node {previous} was lost while pausing); it "
-                          "resumes from its last checkpoint", level="warn")
+                done = lifecycle.paused_off_node(
+                    job, event=f"Job paused (node {job.node} was lost while pausing); it "
+                               "resumes from its last checkpoint", level="warn")
             elif job.attempts >= settings.FINETUNE_MAX_ATTEMPTS:
-                job.status, job.finished_at = JobStatus.FAILED, now
-                job.error = {"code": "node_lost", "param": None,
-                             "message": f"node {job.node} was lost and the job had already "
-                                        f"run {job.attempts} times"}
-                job.save(update_fields=["status", "finished_at", "error", "updated_at"])
-                add_event(job, f"Job failed: {job.error['message']}", level="error")
+                done = lifecycle.fail(
+                    job, "node_lost", f"node {job.node} was lost and the job had already run "
+                                      f"{job.attempts} times").status == JobStatus.FAILED
             else:
-                previous = job.node
-                job.status, job.node, job.pid = JobStatus.QUEUED, "", None
-                job.save(update_fields=["status", "node", "pid", "updated_at"])
-                add_event(job, f"Node {previous} was lost; the job is queued again and "
-                          "resumes from its last checkpoint", level="warn")
+                done = lifecycle.requeued(
+                    job, event=f"Node {job.node} was lost; the job is queued again and "
+                               "resumes from its last checkpoint")
+            if not done:
+                continue
             moved.append(job.id)
     return moved

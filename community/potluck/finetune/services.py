@@ -3,7 +3,8 @@
 
 A job moves ``validating_files → queued → running → succeeded | failed | cancelled``;
 a queued or running job can be paused (``paused``, holding no training slot) and resumed
-(``queued`` again, continuing from its last checkpoint).
+(``queued`` again, continuing from its last checkpoint). Every status change is one of
+``potluck.finetune.lifecycle``'s; this module decides which the caller asked for.
 Requests that can be refused up front (unknown model, a file of the wrong purpose or
 another org's, out-of-range hyperparameters) are a 400 at create and leave no job.
 """
@@ -27,9 +28,9 @@ from potluck.errors import Conflict, InvalidInput, NotFound
 from potluck.files import services as files
 from potluck.files.models import FileStatus, Purpose, StoredFile
 from potluck.finetune import hyperparameters as hp
+from potluck.finetune import lifecycle
 from potluck.finetune.events import add_event
 from potluck.finetune.models import (
-    ACTIVE_STATUSES,
     FineTuningCheckpoint,
     FineTuningEvent,
     FineTuningJob,
@@ -180,20 +181,13 @@ def validate_job(job_id: str) -> FineTuningJob | None:
             if job.validation_file_id:
                 _training_file(job.organization, job.validation_file_id, "validation_file")
         except InvalidInput as exc:
-            return fail(job, "invalid_training_file", exc.message, param=exc.field)
-        job.training_examples = training.line_count
-        job.hyperparameters = hp.resolve(job.hyperparameters, examples=training.line_count,
-                                         method=job.method,
-                                         weights_bytes=_weights_bytes(job.base_model))
-        job.status = JobStatus.QUEUED
-        job.save(update_fields=["training_examples", "hyperparameters", "status",
-                                "updated_at"])
-        h = job.hyperparameters
-        add_event(job, f"Files validated: {training.line_count} training examples. "
-                  f"Training {h['n_epochs']} epochs, batch size {h['batch_size']}, "
-                  f"learning rate {h['learning_rate']:g}", data=dict(h))
-        add_event(job, "Job enqueued")
-        _send_on_commit(SCHEDULE_TASK)
+            return lifecycle.fail(job, "invalid_training_file", exc.message, param=exc.field)
+        resolved = hp.resolve(job.hyperparameters, examples=training.line_count,
+                              method=job.method, weights_bytes=_weights_bytes(job.base_model))
+        if lifecycle.validated(job, training_examples=training.line_count,
+                               hyperparameters=resolved):
+            _send_on_commit(SCHEDULE_TASK)
+    job.refresh_from_db()
     return job
 
 
@@ -207,35 +201,14 @@ def validate_pending() -> int:
     return len(ids)
 
 
-def fail(job: FineTuningJob, code: str, message: str, *, param: str | None = None
-         ) -> FineTuningJob:
-    """Any active state → failed, with OpenAI's error object and a closing event."""
-    now = timezone.now()
-    moved = FineTuningJob.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).update(
-        status=JobStatus.FAILED, error={"code": code, "message": message, "param": param},
-        finished_at=now, estimated_finish=None, updated_at=now)
-    if moved:
-        add_event(job, f"Job failed: {message}", level="error")
-    job.refresh_from_db()
-    return job
-
-
 def cancel_job(org: Organization, job_id: str) -> FineTuningJob:
     """Not started yet, or paused: cancelled at once. Running: its trainer is asked to stop
     (the agent sends SIGTERM; it stops within a step) and the job turns cancelled then."""
     job = get_job(org, job_id)
-    now = timezone.now()
     with transaction.atomic():
-        moved = FineTuningJob.objects.filter(
-            pk=job.pk, status__in=(JobStatus.VALIDATING_FILES, JobStatus.QUEUED,
-                                   JobStatus.PAUSED)).update(
-            status=JobStatus.CANCELLED, finished_at=now, updated_at=now)
-        if moved:
-            add_event(job, "Job cancelled")
-        elif FineTuningJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING,
-                                          cancel_requested=False).update(
-                cancel_requested=True, updated_at=now):
-            add_event(job, "Cancellation requested; stopping the trainer")
+        if lifecycle.cancel(job):
+            pass  # nothing ran
+        elif lifecycle.request_cancel(job):
             _wake_node(job)
         elif job.is_terminal:
             raise Conflict(f"job {job.id} has already {job.status}", field="fine_tuning_job_id")
@@ -249,16 +222,10 @@ def pause_job(org: Organization, job_id: str) -> FineTuningJob:
     paused then. Asking again while that happens changes nothing; any other state is a
     409."""
     job = get_job(org, job_id)
-    now = timezone.now()
     with transaction.atomic():
-        if FineTuningJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-                status=JobStatus.PAUSED, estimated_finish=None, updated_at=now):
-            add_event(job, "Job paused")
-        elif FineTuningJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING,
-                                          cancel_requested=False,
-                                          pause_requested=False).update(
-                pause_requested=True, updated_at=now):
-            add_event(job, "Pause requested; the trainer checkpoints and stops")
+        if lifecycle.pause(job):
+            pass  # nothing ran
+        elif lifecycle.request_pause(job):
             _wake_node(job)
         else:
             job.refresh_from_db()
@@ -275,13 +242,10 @@ def resume_job(org: Organization, job_id: str) -> FineTuningJob:
     """Paused → queued: the scheduler starts it on a node with a free slot, from its last
     checkpoint (or from the start when it had none). Any other state is a 409."""
     job = get_job(org, job_id)
-    now = timezone.now()
     with transaction.atomic():
-        if not FineTuningJob.objects.filter(pk=job.pk, status=JobStatus.PAUSED).update(
-                status=JobStatus.QUEUED, pause_requested=False, updated_at=now):
+        if not lifecycle.resume(job):
             job.refresh_from_db()
             raise Conflict(_cannot("resume", job), field="fine_tuning_job_id")
-        add_event(job, "Job resumed; waiting for a training slot")
         _send_on_commit(SCHEDULE_TASK)
     job.refresh_from_db()
     return job
