@@ -178,6 +178,35 @@ FINETUNE_CANCEL_GRACE_SECONDS = env.env_int("POTLUCK_FINETUNE_CANCEL_GRACE_SECON
 FINETUNE_PAUSE_GRACE_SECONDS = env.env_int("POTLUCK_FINETUNE_PAUSE_GRACE_SECONDS", 300)
 FINETUNE_RECONCILE_SECONDS = float(env.env_str("POTLUCK_FINETUNE_RECONCILE_SECONDS", "1"))
 
+# Files (potluck.files): what one upload and one organization may hold, where bytes live.
+FILE_MAX_BYTES = env.env_int("POTLUCK_FILE_MAX_BYTES", 512 * 2**20)
+ORG_FILES_QUOTA_BYTES = env.env_int("POTLUCK_ORG_FILES_QUOTA_BYTES", 10 * 2**30)
+# The longest JSONL line (one example or request); as the gateway's body limit.
+FILE_MAX_LINE_BYTES = env.env_int("POTLUCK_FILE_MAX_LINE_BYTES", 4 * 2**20)
+# Dotted path of the storage backend (potluck.files.storage.Storage); LocalStorage keeps the
+# bytes under FILE_STORAGE_ROOT (unset: <data dir>/files).
+FILE_STORAGE = env.env_str("POTLUCK_FILE_STORAGE", "potluck.files.storage.LocalStorage")
+FILE_STORAGE_ROOT = env.env_str("POTLUCK_FILE_STORAGE_ROOT")
+# S3Storage (potluck.files.storage_s3): checked when the storage is built, so a bad value
+# fails the processes that use S3, not every process (see potluck.files.s3_conf).
+S3_BUCKET = env.env_str("POTLUCK_S3_BUCKET")
+S3_PREFIX = env.env_str("POTLUCK_S3_PREFIX", "")
+S3_ENDPOINT_URL = env.env_str("POTLUCK_S3_ENDPOINT_URL")
+S3_REGION = env.env_str("POTLUCK_S3_REGION")
+S3_PART_BYTES = env.env_str("POTLUCK_S3_PART_BYTES")
+S3_ADDRESSING_STYLE = env.env_str("POTLUCK_S3_ADDRESSING_STYLE", "auto")
+# Examples one fine-tuning file may hold.
+FINETUNE_FILE_MAX_LINES = env.env_int("POTLUCK_FINE_TUNE_FILE_MAX_LINES", 1_000_000)
+
+# Batches (potluck.batches): requests one batch may hold (OpenAI's limit), lines in flight
+# per running batch, runs in a row that may end in an unexpected error before the batch
+# fails, and the runner's lease: silent this long, it is taken for dead; renewed this often.
+BATCH_MAX_LINES = env.env_int("POTLUCK_BATCH_MAX_LINES", 50_000)
+BATCH_CONCURRENCY = env.env_int("POTLUCK_BATCH_CONCURRENCY", 8)
+BATCH_MAX_FAILED_RUNS = env.env_int("POTLUCK_BATCH_MAX_FAILED_RUNS", 5)
+BATCH_LEASE_SECONDS = float(env.env_int("POTLUCK_BATCH_LEASE_SECONDS", 30))
+BATCH_HEARTBEAT_SECONDS = float(env.env_str("POTLUCK_BATCH_HEARTBEAT_SECONDS", "2"))
+
 # Local model directories that the API may register; the CLI (the operator) may
 # register any directory it can read.
 MODEL_ROOTS = [

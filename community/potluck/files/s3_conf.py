@@ -1,20 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Settings of the S3-compatible storage backend (``potluck.files.storage_s3``).
+"""Settings of the S3-compatible storage backend (``potluck.files.storage_s3``), checked.
 
-As in ``potluck.files.conf``: a Django setting named like the variable without its
-``POTLUCK_`` prefix wins (``settings.S3_BUCKET``), else the environment variable, else
-the default here. Credentials are not settings of ours: boto3 finds them in its usual
-places (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a profile, an instance role).
+``potluck.settings`` reads them from the environment (``POTLUCK_S3_*``) once, as raw
+values; they are checked here when the storage is built, so a bad one fails the processes
+that use S3 with a message naming the variable. Credentials are not settings of ours:
+boto3 finds them in its usual places (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a
+profile, an instance role).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-
-from potluck import env
 
 MiB = 2**20
 GiB = 2**30
@@ -25,13 +22,10 @@ MAX_PART_BYTES = 5 * GiB
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 
 
-def _setting(env_name: str) -> Any:
-    return getattr(settings, env_name.removeprefix("POTLUCK_"), None)
-
-
 def _str(env_name: str) -> str | None:
-    value = _setting(env_name)
-    return str(value) if value not in (None, "") else env.env_str(env_name)
+    """The setting of ``POTLUCK_<NAME>`` (``settings.<NAME>``) as text; None when unset."""
+    value = getattr(settings, env_name.removeprefix("POTLUCK_"), None)
+    return str(value) if value not in (None, "") else None
 
 
 def bucket() -> str:

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
 from potluck.files import conf
 from potluck.protocol import endpoints
 
@@ -237,7 +239,7 @@ class FineTuneValidator(JsonlValidator):
     def __init__(self, *, max_lines: int | None = None,
                  max_line_bytes: int | None = None) -> None:
         super().__init__(max_lines=max_lines if max_lines is not None
-                         else conf.fine_tune_max_lines(), max_line_bytes=max_line_bytes)
+                         else settings.FINETUNE_FILE_MAX_LINES, max_line_bytes=max_line_bytes)
 
     def check(self, record: dict[str, Any], line: int) -> str | None:
         for key in record:
@@ -313,7 +315,7 @@ class BatchValidator(JsonlValidator):
     def __init__(self, *, max_lines: int | None = None,
                  max_line_bytes: int | None = None) -> None:
         super().__init__(max_lines=max_lines if max_lines is not None
-                         else conf.batch_max_lines(), max_line_bytes=max_line_bytes)
+                         else settings.BATCH_MAX_LINES, max_line_bytes=max_line_bytes)
         self._custom_ids: dict[str, int] = {}
 
     def check(self, record: dict[str, Any], line: int) -> str | None:

@@ -46,10 +46,10 @@ def api_key(org):
 
 
 @pytest.fixture
-def quick(monkeypatch):
+def quick(settings):
     """Short heartbeats and back-offs, so cancellation and expiry are seen quickly."""
-    monkeypatch.setenv("POTLUCK_BATCH_HEARTBEAT_SECONDS", "0.1")
-    monkeypatch.setenv("POTLUCK_BATCH_LEASE_SECONDS", "3")
+    settings.BATCH_HEARTBEAT_SECONDS = 0.1
+    settings.BATCH_LEASE_SECONDS = 3.0
 
 
 def new_batch(org, stored, api_key=None, endpoint: str = "/v1/completions") -> Batch:
@@ -252,8 +252,8 @@ def test_a_resumed_batch_never_resends_recorded_lines(org, batch_file, fake_repl
 
 
 def test_cancel_mid_run_lets_in_flight_lines_finish_and_keeps_their_results(
-        org, batch_file, fake_replicas, served, quick, monkeypatch):
-    monkeypatch.setenv("POTLUCK_BATCH_CONCURRENCY", "2")
+        org, batch_file, fake_replicas, served, quick, monkeypatch, settings):
+    settings.BATCH_CONCURRENCY = 2
     replica = fake_replicas(delay=0.2)
     served("fake-model", [replica.port])
     batch = new_batch(org, batch_file(org, [request_line(n) for n in range(1, 41)]))
@@ -277,11 +277,11 @@ def test_cancel_mid_run_lets_in_flight_lines_finish_and_keeps_their_results(
 
 
 def test_a_slow_progress_refresh_never_costs_the_runner_its_lease(
-        org, batch_file, fake_replicas, served, quick, monkeypatch):
+        org, batch_file, fake_replicas, served, quick, monkeypatch, settings):
     """The lease is renewed on a thread of its own: progress refreshes slower than the
     whole lease (a loaded database), while sending and while finishing, leave the batch
     to its runner, and no line is sent twice."""
-    monkeypatch.setenv("POTLUCK_BATCH_CONCURRENCY", "2")
+    settings.BATCH_CONCURRENCY = 2
     replica = fake_replicas(delay=0.1)
     served("fake-model", [replica.port])
     batch = new_batch(org, batch_file(org, [request_line(n) for n in range(1, 61)]))
@@ -304,10 +304,10 @@ def test_a_slow_progress_refresh_never_costs_the_runner_its_lease(
 
 
 def test_a_runner_that_cannot_renew_its_lease_stops_sending_before_it_lapses(
-        org, batch_file, fake_replicas, served, quick, monkeypatch):
+        org, batch_file, fake_replicas, served, quick, monkeypatch, settings):
     """If the database stops answering its renewals, a runner takes no new line once its
     lease may have lapsed: the successor that takes the batch over never races it."""
-    monkeypatch.setenv("POTLUCK_BATCH_CONCURRENCY", "2")
+    settings.BATCH_CONCURRENCY = 2
     replica = fake_replicas(delay=0.05)
     served("fake-model", [replica.port])
     batch = new_batch(org, batch_file(org, [request_line(n) for n in range(1, 301)]))
@@ -383,8 +383,8 @@ def test_a_run_that_ends_normally_resets_the_count_of_failed_runs(
 
 
 def test_runs_that_keep_failing_fail_the_batch_and_keep_the_finished_lines(
-        org, batch_file, fake_replicas, served, monkeypatch):
-    monkeypatch.setenv("POTLUCK_BATCH_MAX_FAILED_RUNS", "3")
+        org, batch_file, fake_replicas, served, monkeypatch, settings):
+    settings.BATCH_MAX_FAILED_RUNS = 3
     replica = fake_replicas()
     served("fake-model", [replica.port])
     stored = batch_file(org, [request_line(n) for n in range(1, 7)])
@@ -409,8 +409,8 @@ def test_runs_that_keep_failing_fail_the_batch_and_keep_the_finished_lines(
 
 
 def test_a_running_batch_expires_and_unsent_lines_get_batch_expired(
-        org, batch_file, fake_replicas, served, quick, monkeypatch):
-    monkeypatch.setenv("POTLUCK_BATCH_CONCURRENCY", "1")
+        org, batch_file, fake_replicas, served, quick, monkeypatch, settings):
+    settings.BATCH_CONCURRENCY = 1
     replica = fake_replicas(delay=0.2)
     served("fake-model", [replica.port])
     batch = new_batch(org, batch_file(org, [request_line(n) for n in range(1, 31)]))
@@ -498,10 +498,10 @@ def test_request_policies_apply_to_batch_lines(org, batch_file, fake_replicas, s
 
 
 def test_a_worker_shutting_down_hands_its_batch_back_to_be_resumed(
-        org, batch_file, fake_replicas, served, quick, monkeypatch):
+        org, batch_file, fake_replicas, served, quick, monkeypatch, settings):
     from potluck.batches.dispatcher import WORKER_SHUTTING_DOWN
 
-    monkeypatch.setenv("POTLUCK_BATCH_CONCURRENCY", "2")
+    settings.BATCH_CONCURRENCY = 2
     replica = fake_replicas(delay=0.1)
     served("fake-model", [replica.port])
     batch = new_batch(org, batch_file(org, [request_line(n) for n in range(1, 31)]))

@@ -75,7 +75,7 @@ def test_a_refused_line_does_not_reserve_its_custom_id():
 
 
 def test_at_most_the_configured_number_of_requests(settings):
-    settings.BATCH_FILE_MAX_LINES = 3
+    settings.BATCH_MAX_LINES = 3
     report = validate("batch", [jsonl(*(request(str(i)) for i in range(4)))])
     assert [str(e) for e in report.errors] == [
         "line 4: too many lines: a batch file may hold at most 3 requests"]

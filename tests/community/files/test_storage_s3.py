@@ -8,7 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,15 +281,19 @@ def test_the_bucket_is_required(bucket, settings):
         get_storage()
 
 
-def test_the_environment_configures_it_when_settings_do_not(bucket, settings, monkeypatch):
-    for name in ("FILE_STORAGE", "S3_BUCKET", "S3_PREFIX"):
-        delattr(settings, name)
-    monkeypatch.setenv("POTLUCK_FILE_STORAGE", "potluck.files.storage_s3.S3Storage")
-    monkeypatch.setenv("POTLUCK_S3_BUCKET", bucket.name)
-    monkeypatch.setenv("POTLUCK_S3_PART_BYTES", str(6 * MiB))
-    storage = get_storage()
-    assert isinstance(storage, S3Storage)
-    assert (storage.bucket, storage.prefix, storage.part_bytes) == (bucket.name, "", 6 * MiB)
+def test_the_environment_configures_it_through_settings(bucket):
+    """``potluck.settings`` reads POTLUCK_FILE_STORAGE and POTLUCK_S3_* once, in a process
+    that starts with them; nothing reads the environment afterwards."""
+    code = ("import django; django.setup(); "
+            "from potluck.files.storage import get_storage; s = get_storage(); "
+            "print(type(s).__name__, s.bucket, repr(s.prefix), s.part_bytes)")
+    env = {**os.environ, "POTLUCK_FILE_STORAGE": "potluck.files.storage_s3.S3Storage",
+           "POTLUCK_S3_BUCKET": bucket.name, "POTLUCK_S3_PART_BYTES": str(6 * MiB),
+           "DJANGO_SETTINGS_MODULE": "potluck.settings"}
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.split() == ["S3Storage", bucket.name, "''", str(6 * MiB)]
 
 
 @pytest.mark.parametrize("name,value,message", [
