@@ -1,9 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Streaming JSONL validators for uploaded files: fine-tuning datasets and batch inputs.
+"""The streaming JSONL framework that every uploaded file's check is built on.
 
 A validator is fed the file chunk by chunk (as it streams into storage), so a file is
-read once and never held in memory whole. It names each bad line by number (blank
-lines are skipped but counted) and stops after ``MAX_ERRORS`` errors.
+read once and never held in memory whole. It splits lines (``\n``; a ``\r`` before it and
+a UTF-8 BOM at the start are allowed), decodes and parses each as a JSON object, names
+each bad line by number (blank lines are skipped but counted) and stops after
+``MAX_ERRORS`` errors. What a record must hold is the purpose's own schema, a subclass
+that lives in the app that owns the purpose (``potluck.finetune.dataset``,
+``potluck.batches.input``) and reads the file through the same class when it uses it.
+
+Pure Python (no Django): the fine-tuning trainer, which runs without settings or a
+database, reads its dataset through it too.
 """
 
 from __future__ import annotations
@@ -12,22 +19,13 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-
-from django.conf import settings
-
-from potluck.files import conf
-from potluck.protocol import endpoints
 
 MAX_ERRORS = 20
 # How many errors an exception message spells out; the report keeps them all.
 ERRORS_IN_MESSAGE = 5
 _BOM = b"\xef\xbb\xbf"
-
-FINE_TUNE_ROLES = ("system", "user", "assistant")
-BATCH_URLS = endpoints.PATHS
-BATCH_KEYS = ("custom_id", "method", "url", "body")
-MAX_CUSTOM_ID_CHARS = 512
 
 
 class Reason(str):
@@ -48,8 +46,8 @@ LINE_TOO_LONG = "line_too_long"
 INVALID_UTF8 = "invalid_utf8"
 INVALID_JSON = "invalid_json"
 NOT_AN_OBJECT = "not_an_object"
-INVALID_RECORD = "invalid_record"  # the purpose's own rules (roles, url, body, ...)
-DUPLICATE_CUSTOM_ID = "duplicate_custom_id"
+INVALID_RECORD = "invalid_record"  # the purpose's own rules (roles, url, body, ...);
+# a schema may name finer codes of its own (e.g. ``duplicate_custom_id``).
 
 
 @dataclass(frozen=True)
@@ -69,40 +67,40 @@ class ValidationReport:
     records: int = 0  # non-blank lines: examples (fine-tune) or requests (batch)
     errors: list[LineError] = field(default_factory=list)
     stopped: bool = False  # validation ended early (too many errors or lines)
-    # Batch files: the endpoints and models their requests use.
-    urls: set[str] = field(default_factory=set)
-    models: set[str] = field(default_factory=set)
-    # Fine-tuning files: assistant messages that will be trained on.
-    trainable_messages: int = 0
+    # What is worth keeping with an accepted file (the schema's ``summary()``).
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
-    def message(self) -> str:
-        """One line for an API error: the first errors, with their line numbers."""
+    def describe(self) -> str:
+        """The first errors with their line numbers, and how many more there are."""
         shown = "; ".join(str(error) for error in self.errors[:ERRORS_IN_MESSAGE])
         rest = len(self.errors) - ERRORS_IN_MESSAGE
         if self.stopped and len(self.errors) >= MAX_ERRORS:
             shown += f" (and more: validation stopped after {MAX_ERRORS} errors)"
         elif rest > 0:
             shown += f" (and {rest} more error{'s' if rest > 1 else ''})"
-        return f"invalid {self.purpose} file: {shown}"
+        return shown
+
+    def message(self) -> str:
+        """One line for an API error: ``invalid <purpose> file: <describe()>``."""
+        return f"invalid {self.purpose} file: {self.describe()}"
 
     def summary(self) -> dict[str, Any]:
         """What is worth keeping with the file once it is accepted."""
-        if self.purpose == "batch":
-            return {"requests": self.records, "urls": sorted(self.urls),
-                    "models": sorted(self.models)}
-        return {"examples": self.records, "trainable_messages": self.trainable_messages}
+        return dict(self.details)
 
 
-def _show(value: Any, limit: int = 60) -> str:
+def show(value: Any, limit: int = 60) -> str:
+    """A value as JSON for a reason's text, shortened past ``limit`` characters."""
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """A value's JSON type with its article, for a reason's text ("an array")."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -123,16 +121,18 @@ def _refuse_constant(name: str) -> Any:
 class JsonlValidator(ABC):
     """Splits a byte stream into lines, parses each as a JSON object, checks each record.
 
-    ``feed()`` chunks in order, then ``finish()``. Subclasses implement ``check``.
+    ``feed()`` chunks in order, then ``finish()``. Subclasses implement ``check`` (and
+    ``summary``). ``max_lines`` (records) and ``max_line_bytes``: None is no limit; the
+    upload's limits come from settings (``potluck.files.purposes``).
     """
 
     purpose = "jsonl"
     record_noun = "record"
 
-    def __init__(self, *, max_lines: int, max_line_bytes: int | None = None) -> None:
+    def __init__(self, *, max_lines: int | None = None,
+                 max_line_bytes: int | None = None) -> None:
         self.max_lines = max_lines
-        self.max_line_bytes = max_line_bytes if max_line_bytes is not None \
-            else conf.max_line_bytes()
+        self.max_line_bytes = max_line_bytes
         self.report = ValidationReport(purpose=self.purpose)
         self._buffer = bytearray()
         self._skipping = False  # inside a line already reported as too long
@@ -157,6 +157,7 @@ class JsonlValidator(ABC):
             self._end_line()  # the last line had no newline
         if not self.report.stopped and self.report.records == 0 and not self.report.errors:
             self._error(None, f"the file is empty: it holds no {self.record_noun}s", EMPTY_FILE)
+        self.report.details = self.summary()
         return self.report
 
     @abstractmethod
@@ -164,12 +165,17 @@ class JsonlValidator(ABC):
         """The reason ``record`` is refused, or None. Subclasses collect what they need;
         a plain str is an INVALID_RECORD, a ``Reason`` names its own code."""
 
+    def summary(self) -> dict[str, Any]:
+        """What is worth keeping with an accepted file (stored as ``StoredFile.summary``)."""
+        return {"records": self.report.records}
+
     # -- line handling -------------------------------------------------------------
 
     def _take(self, piece: bytes) -> None:
         if self._skipping or not piece:
             return
-        if len(self._buffer) + len(piece) > self.max_line_bytes:
+        if (self.max_line_bytes is not None
+                and len(self._buffer) + len(piece) > self.max_line_bytes):
             self._skipping = True
             self._buffer.clear()
             return
@@ -198,7 +204,7 @@ class JsonlValidator(ABC):
 
     def _count_record(self, number: int) -> bool:
         self.report.records += 1
-        if self.report.records > self.max_lines:
+        if self.max_lines is not None and self.report.records > self.max_lines:
             self._error(number, f"too many lines: a {self.purpose} file may hold at most "
                                 f"{self.max_lines} {self.record_noun}s", TOO_MANY_LINES)
             self.report.stopped = True
@@ -220,7 +226,7 @@ class JsonlValidator(ABC):
         except RecursionError:
             return Reason("not valid JSON (nested too deeply)", INVALID_JSON)
         if not isinstance(record, dict):
-            return Reason(f"must be a JSON object, got {_json_type(record)}", NOT_AN_OBJECT)
+            return Reason(f"must be a JSON object, got {json_type(record)}", NOT_AN_OBJECT)
         return self.check(record, number)
 
     def _error(self, line: int | None, reason: str, code: str) -> None:
@@ -229,146 +235,17 @@ class JsonlValidator(ABC):
             self.report.stopped = True
 
 
-class FineTuneValidator(JsonlValidator):
-    """Chat examples: ``{"messages": [...]}``, optional leading system, then user and
-    assistant alternating, ending with an assistant message that is trained on."""
-
-    purpose = "fine-tune"
-    record_noun = "example"
-
-    def __init__(self, *, max_lines: int | None = None,
-                 max_line_bytes: int | None = None) -> None:
-        super().__init__(max_lines=max_lines if max_lines is not None
-                         else settings.FINETUNE_FILE_MAX_LINES, max_line_bytes=max_line_bytes)
-
-    def check(self, record: dict[str, Any], line: int) -> str | None:
-        for key in record:
-            if key != "messages":
-                return (f"unknown key {_show(key)}: a fine-tuning example holds only "
-                        '"messages"')
-        if "messages" not in record:
-            return '"messages" is missing'
-        messages = record["messages"]
-        if not isinstance(messages, list) or not messages:
-            return f'"messages" must be a non-empty array, got {_show(messages)}'
-        trainable = 0
-        previous: str | None = None
-        for index, message in enumerate(messages):
-            where = f"messages[{index}]"
-            reason = _message_problem(message, where, index, previous)
-            if reason:
-                return reason
-            if message["role"] == "assistant" and message.get("weight", 1) == 1:
-                trainable += 1
-            previous = message["role"]
-        if previous != "assistant":
-            return (f'the last message (messages[{len(messages) - 1}]) must have role '
-                    f'"assistant", got "{previous}"')
-        if trainable == 0:
-            return "no assistant message to train on: every assistant message has weight 0"
-        self.report.trainable_messages += trainable
-        return None
-
-
-def _message_problem(message: Any, where: str, index: int, previous: str | None) -> str | None:
-    if not isinstance(message, dict):
-        return f"{where} must be an object, got {_json_type(message)}"
-    for key in message:
-        if key not in ("role", "content", "weight"):
-            return (f"{where} has an unknown key {_show(key)}: a message holds only "
-                    '"role", "content" and, on assistant messages, "weight"')
-    if "role" not in message:
-        return f"{where}.role is missing"
-    role = message["role"]
-    if role not in FINE_TUNE_ROLES:
-        return (f'{where}.role must be one of "system", "user", "assistant", '
-                f"got {_show(role)}")
-    if index == 0 and role == "assistant":
-        return f'{where}.role must be "system" or "user" (the first message), got "assistant"'
-    if index > 0 and role == "system":
-        return f'{where}.role "system" is allowed only for the first message'
-    if previous in ("system", "assistant") and role != "user":
-        article = "an" if previous == "assistant" else "a"
-        return f'{where}.role must be "user" after {article} "{previous}" message'
-    if previous == "user" and role != "assistant":
-        return f'{where}.role must be "assistant" after a "user" message'
-    if "content" not in message:
-        return f"{where}.content is missing"
-    content = message["content"]
-    if not isinstance(content, str) or not content.strip():
-        return f"{where}.content must be a non-empty string, got {_show(content)}"
-    if "weight" in message:
-        if role != "assistant":
-            return f"{where}.weight is allowed only on assistant messages"
-        weight = message["weight"]
-        if isinstance(weight, bool) or weight not in (0, 1) or not isinstance(weight, int):
-            return f"{where}.weight must be 0 or 1, got {_show(weight)}"
-    return None
-
-
-class BatchValidator(JsonlValidator):
-    """Requests: ``{"custom_id", "method": "POST", "url", "body": {"model", ...}}``."""
-
-    purpose = "batch"
-    record_noun = "request"
-
-    def __init__(self, *, max_lines: int | None = None,
-                 max_line_bytes: int | None = None) -> None:
-        super().__init__(max_lines=max_lines if max_lines is not None
-                         else settings.BATCH_MAX_LINES, max_line_bytes=max_line_bytes)
-        self._custom_ids: dict[str, int] = {}
-
-    def check(self, record: dict[str, Any], line: int) -> str | None:
-        for key in record:
-            if key not in BATCH_KEYS:
-                return (f"unknown key {_show(key)}: a batch request holds only "
-                        '"custom_id", "method", "url" and "body"')
-        for key in BATCH_KEYS:
-            if key not in record:
-                return f'"{key}" is missing'
-        custom_id, method, url, body = (record[key] for key in BATCH_KEYS)
-        if not isinstance(custom_id, str) or not custom_id:
-            return f"custom_id must be a non-empty string, got {_show(custom_id)}"
-        if len(custom_id) > MAX_CUSTOM_ID_CHARS:
-            return f"custom_id is longer than {MAX_CUSTOM_ID_CHARS} characters"
-        if custom_id in self._custom_ids:
-            return Reason(f"custom_id {_show(custom_id)} is already used on line "
-                          f"{self._custom_ids[custom_id]}; each request needs its own",
-                          DUPLICATE_CUSTOM_ID)
-        if method != "POST":
-            return f'method must be "POST", got {_show(method)}'
-        if url not in BATCH_URLS:
-            allowed = ", ".join(f'"{u}"' for u in BATCH_URLS)
-            return f"url must be one of {allowed}, got {_show(url)}"
-        if not isinstance(body, dict):
-            return f"body must be an object, got {_json_type(body)}"
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            return f"body.model must be a non-empty string, got {_show(model)}"
-        self._custom_ids[custom_id] = line
-        self.report.urls.add(url)
-        self.report.models.add(model)
-        return None
-
-
-VALIDATORS: dict[str, type[JsonlValidator]] = {
-    FineTuneValidator.purpose: FineTuneValidator,
-    BatchValidator.purpose: BatchValidator,
-}
-
-
-def validator_for(purpose: str) -> JsonlValidator:
-    try:
-        return VALIDATORS[purpose]()  # type: ignore[call-arg]
-    except KeyError:
-        raise ValueError(f"no validator for purpose {purpose!r}") from None
-
-
-def validate(purpose: str, chunks: Iterable[bytes]) -> ValidationReport:
-    """Validate a whole stream (e.g. a file already stored) in one call."""
-    validator = validator_for(purpose)
+def validate(validator: JsonlValidator, chunks: Iterable[bytes]) -> ValidationReport:
+    """Feed a whole stream (e.g. a file already stored) to ``validator`` and finish."""
     for chunk in chunks:
         validator.feed(chunk)
         if validator.stopped:
             break
     return validator.finish()
+
+
+def read_file(validator: JsonlValidator, path: str | Path,
+              chunk_bytes: int = 2**20) -> ValidationReport:
+    """Validate a file on disk, chunk by chunk. ``OSError`` when it cannot be read."""
+    with Path(path).open("rb") as handle:
+        return validate(validator, iter(lambda: handle.read(chunk_bytes), b""))

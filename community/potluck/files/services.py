@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from potluck.errors import InvalidInput, NotFound
 from potluck.files import conf
+from potluck.files.jsonl import JsonlValidator, ValidationReport
 from potluck.files.models import (
     UPLOAD_PURPOSES,
     FileStatus,
@@ -25,8 +26,8 @@ from potluck.files.models import (
     StoredFile,
     new_file_id,
 )
+from potluck.files.purposes import validator_for
 from potluck.files.storage import get_storage, storage_key
-from potluck.files.validation import JsonlValidator, ValidationReport, validator_for
 
 if TYPE_CHECKING:
     from potluck.accounts.models import ApiKey, Organization, User

@@ -25,10 +25,12 @@ from django.utils import timezone
 
 from potluck.accounts.models import ApiKey, Organization, User
 from potluck.errors import Conflict, InvalidInput, NotFound
+from potluck.files import conf as files_conf
 from potluck.files import services as files
 from potluck.files.models import FileStatus, Purpose, StoredFile
 from potluck.finetune import hyperparameters as hp
 from potluck.finetune import lifecycle
+from potluck.finetune.dataset import FineTuneValidator
 from potluck.finetune.events import add_event
 from potluck.finetune.models import (
     FineTuningCheckpoint,
@@ -49,6 +51,12 @@ CREATE_KEYS = frozenset({"model", "training_file", "validation_file", "hyperpara
 _SUFFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-_]{0,39}$")
 VALIDATE_TASK = "potluck.finetune.validate"
 SCHEDULE_TASK = "potluck.finetune.schedule"
+
+
+def upload_validator() -> FineTuneValidator:
+    """The check of one upload of purpose ``fine-tune``, with the configured limits."""
+    return FineTuneValidator(max_lines=settings.FINETUNE_FILE_MAX_LINES,
+                             max_line_bytes=files_conf.max_line_bytes())
 
 
 def _training_file(org: Organization, file_id: Any, field: str) -> StoredFile:

@@ -1,12 +1,34 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Every reason a batch input line is refused, and what a good file tells the caller."""
+"""Every reason a batch input line is refused, and what a good file tells the caller.
+
+The format lives in potluck.batches.input; the Files API checks batch uploads with it.
+"""
 
 from __future__ import annotations
 
-import pytest
-from file_samples import jsonl, request
+import json
+from typing import Any
 
-from potluck.files.validation import BatchValidator, validate
+import pytest
+
+from potluck.batches.input import BatchValidator
+from potluck.files.purposes import validate_upload
+
+
+def jsonl(*records: Any) -> bytes:
+    return b"".join(json.dumps(record).encode() + b"\n" for record in records)
+
+
+def request(custom_id: str, url: str = "/v1/chat/completions",
+            model: str = "demo") -> dict[str, Any]:
+    return {"custom_id": custom_id, "method": "POST", "url": url,
+            "body": {"model": model, "messages": [{"role": "user", "content": "hi"}]}}
+
+
+def validate(purpose: str, chunks: list[bytes]):
+    assert purpose == "batch"
+    return validate_upload(purpose, chunks)
+
 
 GOOD = request("first")
 
@@ -58,14 +80,23 @@ def test_a_bad_request_is_named_by_its_line_and_reason(record, reason):
 def test_a_good_file_reports_its_urls_and_models():
     content = jsonl(request("a"), request("b", model="other"),
                     request("c", url="/v1/embeddings"), request("d", url="/v1/completions"))
-    report = validate("batch", [content])
+    validator = BatchValidator()
+    validator.feed(content)
+    report = validator.finish()
     assert report.ok, report.errors
     assert report.records == 4
-    assert report.urls == {"/v1/chat/completions", "/v1/embeddings", "/v1/completions"}
-    assert report.models == {"demo", "other"}
-    assert report.summary() == {
+    assert validator.urls == {"/v1/chat/completions", "/v1/embeddings", "/v1/completions"}
+    assert validator.models == {"demo", "other"}
+    assert report.summary() == validate("batch", [content]).summary() == {
         "requests": 4, "urls": ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"],
         "models": ["demo", "other"]}
+
+
+def test_a_duplicate_is_told_by_its_reason_code_not_its_wording():
+    validator = BatchValidator()
+    validator.feed(jsonl(request("a"), request("b"), request("a")))
+    (error,) = validator.finish().errors
+    assert (error.line, error.code) == (3, "duplicate_custom_id")
 
 
 def test_a_refused_line_does_not_reserve_its_custom_id():

@@ -1,12 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Line-level checks shared by every purpose: encoding, JSON, shape, length, numbering."""
+"""Line-level checks shared by every purpose (potluck.files.jsonl): encoding, JSON, shape,
+length, numbering; the purposes' validators come from the apps that own them."""
 
 from __future__ import annotations
 
 import pytest
 from file_samples import chat, jsonl, request
 
-from potluck.files.validation import MAX_ERRORS, BatchValidator, FineTuneValidator, validate
+from potluck.batches.input import BatchValidator
+from potluck.files.jsonl import MAX_ERRORS
+from potluck.files.purposes import validate_upload as validate
+from potluck.finetune.dataset import FineTuneValidator
 
 GOOD_LINE = jsonl(chat())
 

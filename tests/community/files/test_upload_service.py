@@ -69,7 +69,7 @@ class TextFile(io.StringIO):
      "message"),
     (named(jsonl(request("a"))), {},
      'invalid fine-tune file: line 1: unknown key "custom_id": a fine-tuning example holds '
-     'only "messages"'),
+     'only "messages", "tools" and "parallel_tool_calls"'),
     (named(b""), {}, "invalid fine-tune file: the file is empty: it holds no examples"),
     (TextFile(DATASET.decode()), {}, "the file must be read as bytes (open it in binary mode)"),
     (object(), {}, "the upload must be a file"),

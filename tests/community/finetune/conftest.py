@@ -58,3 +58,37 @@ def live_node(redis_conn, db) -> Iterator[Callable[[str], object]]:
     yield make
     for name in made:
         redis_conn.delete(services.HEARTBEAT_KEY.format(name=name))
+
+
+# -- the trainer's shared runs (see trainer_runs.py) -----------------------------------
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory):
+    """One directory for the trainer tests' runs (specs, datasets, outputs)."""
+    return tmp_path_factory.mktemp("trainer")
+
+
+@pytest.fixture(scope="session")
+def lora_spec(workdir, demo_model_dir) -> dict:
+    from trainer_runs import arithmetic_example, make_spec, phrase_example, write_jsonl
+
+    valid = write_jsonl(workdir / "valid.jsonl",
+                        [phrase_example(), arithmetic_example(3, 5), arithmetic_example(9, 2)])
+    return make_spec(workdir, demo_model_dir, "lora", validation_file=str(valid),
+                     eval_every_steps=25)
+
+
+@pytest.fixture(scope="session")
+def lora_run(lora_spec) -> dict:
+    """The LoRA run that learns the phrase, trained once per session."""
+    from trainer_runs import events_of, ran, result_of, run_trainer
+
+    completed = run_trainer(lora_spec)
+    assert completed.returncode == 0, ran(completed, 0)
+    return {"events": events_of(lora_spec), "result": result_of(lora_spec)}
+
+
+@pytest.fixture(scope="session")
+def demo_tokenizer(demo_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(demo_model_dir)

@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 from typing import IO, Any
 
+from potluck.finetune.dataset import Conversation, DatasetInvalid, read_conversations
 from potluck.finetune.trainer import (
     EXIT_CANCELLED,
     EXIT_FAILED,
@@ -35,7 +36,6 @@ from potluck.finetune.trainer.checkpoints import (
     restore_training_state,
     save_checkpoint,
 )
-from potluck.finetune.trainer.conversations import Conversation, read_conversations
 from potluck.finetune.trainer.events import EventLog
 from potluck.finetune.trainer.failures import (
     INTERNAL_ERROR,
@@ -65,6 +65,17 @@ def main(argv: list[str]) -> int:
     except TrainingFailed as failure:
         return _report_bad_spec(argv[0], failure)
     return TrainingRun(spec, flag).execute()
+
+
+def _read_dataset(path: str, code: str) -> list[Conversation]:
+    """The dataset through the upload's own reader (``potluck.finetune.dataset``): a file
+    the upload accepted reads alike here; ``TrainingFailed(code, ...)`` names bad lines."""
+    try:
+        return read_conversations(path)
+    except DatasetInvalid as invalid:
+        raise TrainingFailed(code, invalid.report.describe()) from None
+    except OSError as exc:
+        raise TrainingFailed(code, f"cannot read {Path(path).name}: {exc.strerror}") from exc
 
 
 def _report_bad_spec(path: str, failure: TrainingFailed) -> int:
@@ -151,9 +162,8 @@ class TrainingRun:
     def _train(self) -> Path:
         spec, events, flag = self.spec, self.events, self.flag
         remove_partial_checkpoints(self.output_dir)
-        conversations = read_conversations(spec.training_file, INVALID_TRAINING_FILE)
-        valid_conversations = (read_conversations(spec.validation_file,
-                                                  INVALID_VALIDATION_FILE)
+        conversations = _read_dataset(spec.training_file, INVALID_TRAINING_FILE)
+        valid_conversations = (_read_dataset(spec.validation_file, INVALID_VALIDATION_FILE)
                                if spec.validation_file else [])
         resume = Path(spec.resume_from) if spec.resume_from else None
         resume_state = read_state(resume) if resume else None
@@ -180,9 +190,11 @@ class TrainingRun:
                         f"{positions} positions; using {positions}",
                         max_seq_len=positions)
         flag.check()
-        train = self._tokenize(tokenize_conversations, tokenizer, conversations, "training")
+        train = self._tokenize(tokenize_conversations, tokenizer, conversations, "training",
+                               INVALID_TRAINING_FILE)
         valid = (self._tokenize(tokenize_conversations, tokenizer, valid_conversations,
-                                "validation") if valid_conversations else None)
+                                "validation", INVALID_VALIDATION_FILE)
+                 if valid_conversations else None)
         schedule = Schedule(len(train.examples), spec.batch_size, spec.n_epochs, spec.seed)
         if resume_state is not None:
             _check_resumable(resume_state, spec, schedule)
@@ -232,8 +244,8 @@ class TrainingRun:
         return self._save_final(lambda d: modeling.save_final(loaded, spec, d))
 
     def _tokenize(self, tokenize: Any, tokenizer: Any, conversations: list[Conversation],
-                  name: str) -> Any:
-        dataset = tokenize(tokenizer, conversations, self.max_seq_len)
+                  name: str, code: str) -> Any:
+        dataset = tokenize(tokenizer, conversations, self.max_seq_len, code=code)
         if dataset.truncated:
             self.events.warn(f"{dataset.truncated} {name} example(s) were longer than "
                              f"max_seq_len={self.max_seq_len} tokens and were truncated",

@@ -24,7 +24,7 @@ METHODS = ("lora", "full")
 class TrainingSpec:
     job_id: str
     base_model_path: str  # an HF model dir: config, safetensors, tokenizer, chat template
-    training_file: str  # JSONL of {"messages": [{"role", "content", "weight"?}, ...]}
+    training_file: str  # JSONL of chat examples (potluck.finetune.dataset)
     validation_file: str | None = None
     output_dir: str
     method: Method
