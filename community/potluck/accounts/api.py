@@ -40,7 +40,10 @@ class MemberSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at"]
 
 
-class MemberRoleSerializer(serializers.Serializer):
+class RoleSerializer(serializers.Serializer):
+    """A request body that names one role (``{"role": "admin"}``): a member's new role, or
+    what an identity-provider group maps to (the enterprise SSO API uses it too)."""
+
     role = serializers.ChoiceField(choices=Role.choices)
 
 
@@ -104,9 +107,9 @@ class MembersViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             granted_by_owner=self.tenant.can("owner"),
         )
 
-    @extend_schema(request=MemberRoleSerializer, responses=MemberSerializer)
+    @extend_schema(request=RoleSerializer, responses=MemberSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
-        body = MemberRoleSerializer(data=request.data)
+        body = RoleSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         membership = services.change_role(
             self.get_object(), body.validated_data["role"],

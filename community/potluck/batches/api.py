@@ -9,7 +9,7 @@ from typing import Any
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from potluck.batches import services
+from potluck.batches import selectors, services
 from potluck.batches.models import Batch
 from potluck.openai_api.base import OpenAIView, paginate
 
@@ -57,7 +57,7 @@ class BatchListView(OpenAIView):
     capabilities = {"GET": "read", "POST": "inference"}
 
     def get(self, request: Request) -> Response:
-        batches = services.list_batches(self.tenant.organization)
+        batches = selectors.list_batches(self.tenant.organization)
         return Response(paginate(request, batches, render))
 
     def post(self, request: Request) -> Response:
@@ -70,7 +70,7 @@ class BatchDetailView(OpenAIView):
     capabilities = {"GET": "read"}
 
     def get(self, request: Request, batch_id: str) -> Response:
-        return Response(render(services.get_batch(self.tenant.organization, batch_id)))
+        return Response(render(selectors.get_batch(self.tenant.organization, batch_id)))
 
 
 class BatchCancelView(OpenAIView):

@@ -23,6 +23,7 @@ from potluck.batches import results
 from potluck.batches.lease import LeaseLost
 from potluck.batches.models import Batch, BatchResult, BatchStatus
 from potluck.errors import NotFound
+from potluck.files import selectors as file_selectors
 from potluck.files import services as files
 from potluck.files.models import Purpose, StoredFile
 
@@ -85,7 +86,7 @@ def mark_expired_lines(batch: Batch) -> int:
     marked = 0
     pending: list[results.Outcome] = []
     try:
-        stored = files.get_file(batch.organization, batch.input_file_id)
+        stored = file_selectors.get_file(batch.organization, batch.input_file_id)
         for line in batch_input.read_lines(stored):
             if line.number in done:
                 continue

@@ -21,7 +21,7 @@ from potluck.batches import input as batch_input
 from potluck.batches.dispatcher import Dispatcher, Stop
 from potluck.batches.models import TERMINAL, Batch, BatchStatus
 from potluck.errors import NotFound
-from potluck.files import services as files
+from potluck.files import selectors as file_selectors
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def _drive(batch: Batch, token: str, keeper: lease.LeaseKeeper) -> str:
 
 def _validate(batch: Batch, token: str) -> None:
     try:
-        stored = files.get_file(batch.organization, batch.input_file_id)
+        stored = file_selectors.get_file(batch.organization, batch.input_file_id)
         check = batch_input.check_input(stored, batch.endpoint)
     except (NotFound, FileNotFoundError):  # the row, or its bytes, are gone
         finalize.fail(batch, token, [_file_gone(batch)])
@@ -132,7 +132,7 @@ def _validate(batch: Batch, token: str) -> None:
 
 def _send_lines(batch: Batch, token: str, keeper: lease.LeaseKeeper) -> str | None:
     try:
-        stored = files.get_file(batch.organization, batch.input_file_id)
+        stored = file_selectors.get_file(batch.organization, batch.input_file_id)
     except NotFound:
         finalize.fail(batch, token, [_file_gone(batch)])
         return "failed"

@@ -15,14 +15,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from potluck.accounts.models import ApiKey, Organization, User
-from potluck.batches import conf, finalize, lease
+from potluck.batches import conf, finalize, lease, selectors
 from potluck.batches.models import UNFINISHED, Batch, BatchStatus
 from potluck.errors import Conflict, NotFound
-from potluck.files import services as files
+from potluck.files import selectors as file_selectors
 from potluck.files.models import FileStatus, Purpose, StoredFile
 from potluck.openai_api.validation import clean_metadata, invalid
 from potluck.protocol import endpoints
@@ -79,7 +78,7 @@ def _input_file(organization: Organization, file_id: Any) -> StoredFile:
         raise invalid("Invalid 'input_file_id': must be the id of an uploaded file.",
                        "input_file_id", "invalid_type")
     try:
-        stored = files.get_file(organization, file_id)
+        stored = file_selectors.get_file(organization, file_id)
     except NotFound:
         # Unknown and another org's file read the same: nothing tells them apart.
         raise invalid(f"Invalid 'input_file_id': no file {file_id!r} in this organization.",
@@ -109,23 +108,12 @@ def _output_expiry(raw: Any) -> int | None:
 
 
 # -- read -----------------------------------------------------------------------------
-def list_batches(organization: Organization) -> QuerySet:
-    return Batch.objects.for_org(organization)
-
-
-def get_batch(organization: Organization, batch_id: str) -> Batch:
-    batch = Batch.objects.for_org(organization).filter(pk=batch_id).first()
-    if batch is None:
-        raise NotFound(f"No batch found with id '{batch_id}'.", field="batch_id")
-    return batch
-
-
 # -- cancel ---------------------------------------------------------------------------
 def cancel_batch(organization: Organization, batch_id: str) -> Batch:
     """validating/in_progress → cancelling; its runner stops taking lines, lets those in
     flight finish, writes the partial files and ends it cancelled. A batch no runner has
     picked up yet is cancelled at once."""
-    batch = get_batch(organization, batch_id)
+    batch = selectors.get_batch(organization, batch_id)
     now = timezone.now()
     moved = 0
     with transaction.atomic():

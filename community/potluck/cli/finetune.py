@@ -31,11 +31,11 @@ def fine_tunes() -> None:
 @needs_django
 def list_jobs(org_name: str) -> None:
     """An organization's jobs, newest first."""
-    from potluck.finetune import services
+    from potluck.finetune import selectors
 
     table = Table("model", "status", "fine-tuned model", "created")
     table.columns.insert(0, Column("id", no_wrap=True, min_width=30))
-    for job in services.list_jobs(find_org(org_name)).order_by("-created_at")[:50]:
+    for job in selectors.list_jobs(find_org(org_name)).order_by("-created_at")[:50]:
         table.add_row(job.id, job.model_name, job.status, job.fine_tuned_model or "-",
                       job.created_at.strftime("%Y-%m-%d %H:%M"))
     console.print(table)
@@ -47,16 +47,16 @@ def list_jobs(org_name: str) -> None:
 @needs_django
 def watch(job_id: str, org_name: str) -> None:
     """Follow a job until it ends or pauses: progress, loss, ETA; exit 1 if it fails."""
-    from potluck.finetune import services
+    from potluck.finetune import selectors
 
     org = find_org(org_name)
-    job = services.get_job(org, job_id)
+    job = selectors.get_job(org, job_id)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                   TimeRemainingColumn(), console=console) as progress:
         task = progress.add_task(job.status, total=None, info="")
         while True:
-            job = services.get_job(org, job_id)
-            latest = services.job_events(job).filter(type="metrics").order_by(
+            job = selectors.get_job(org, job_id)
+            latest = selectors.job_events(job).filter(type="metrics").order_by(
                 "-created_at").first()
             if latest is not None and latest.data:
                 data = latest.data
@@ -77,37 +77,26 @@ def watch(job_id: str, org_name: str) -> None:
         click.echo(f"{job.id} {job.status}")
 
 
-@fine_tunes.command()
-@click.argument("job_id")
-@click.option("--org", "org_name", required=True, help="Organization slug or name.")
-@needs_django
-def cancel(job_id: str, org_name: str) -> None:
-    """Cancel a job (a running trainer stops within a step)."""
-    from potluck.finetune import services
+def _job_action(name: str, help_text: str, act: str, while_running: str | None) -> None:
+    """Add ``fine-tunes NAME JOB --org ORG``: calls ``services.<act>(org, job_id)`` and
+    prints ``<job id> <status>`` (``while_running`` instead when the job still runs,
+    i.e. its trainer was asked to stop)."""
 
-    job = services.cancel_job(find_org(org_name), job_id)
-    click.echo(f"{job.id} {'cancelling' if job.status == 'running' else job.status}")
+    @fine_tunes.command(name, help=help_text)
+    @click.argument("job_id")
+    @click.option("--org", "org_name", required=True, help="Organization slug or name.")
+    @needs_django
+    def command(job_id: str, org_name: str) -> None:
+        from potluck.finetune import services
 
-
-@fine_tunes.command()
-@click.argument("job_id")
-@click.option("--org", "org_name", required=True, help="Organization slug or name.")
-@needs_django
-def pause(job_id: str, org_name: str) -> None:
-    """Pause a job (a running trainer checkpoints its step and stops; its slot is freed)."""
-    from potluck.finetune import services
-
-    job = services.pause_job(find_org(org_name), job_id)
-    click.echo(f"{job.id} {'pausing' if job.status == 'running' else job.status}")
+        job = getattr(services, act)(find_org(org_name), job_id)
+        said = while_running if while_running and job.status == "running" else job.status
+        click.echo(f"{job.id} {said}")
 
 
-@fine_tunes.command()
-@click.argument("job_id")
-@click.option("--org", "org_name", required=True, help="Organization slug or name.")
-@needs_django
-def resume(job_id: str, org_name: str) -> None:
-    """Resume a paused job: queued again, it continues from its last checkpoint."""
-    from potluck.finetune import services
-
-    job = services.resume_job(find_org(org_name), job_id)
-    click.echo(f"{job.id} {job.status}")
+_job_action("cancel", "Cancel a job (a running trainer stops within a step).", "cancel_job",
+            "cancelling")
+_job_action("pause", "Pause a job (a running trainer checkpoints its step and stops; its "
+                     "slot is freed).", "pause_job", "pausing")
+_job_action("resume", "Resume a paused job: queued again, it continues from its last "
+                      "checkpoint.", "resume_job", None)

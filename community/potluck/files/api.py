@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from potluck.errors import InvalidInput
-from potluck.files import services
+from potluck.files import selectors, services
 from potluck.files.models import StoredFile
 from potluck.openai_api.base import MAX_LIST_LIMIT, OpenAIView, paginate
 
@@ -57,7 +57,7 @@ def expires_after_seconds(data: Any) -> int | None:
 
 class FilesView(OpenAIView):
     def get(self, request: Request) -> Response:
-        files = services.list_files(self.tenant.organization,
+        files = selectors.list_files(self.tenant.organization,
                                     purpose=request.query_params.get("purpose") or None)
         # OpenAI lists up to 10,000 files by default; our pages stop at MAX_LIST_LIMIT.
         return Response(paginate(request, files, render_file, default_limit=MAX_LIST_LIMIT))
@@ -79,7 +79,7 @@ class FilesView(OpenAIView):
 
 class FileView(OpenAIView):
     def get(self, request: Request, file_id: str) -> Response:
-        return Response(render_file(services.get_file(self.tenant.organization, file_id)))
+        return Response(render_file(selectors.get_file(self.tenant.organization, file_id)))
 
     def delete(self, request: Request, file_id: str) -> Response:
         stored = services.delete_file(self.tenant.organization, file_id)
@@ -99,7 +99,7 @@ class FileContentView(OpenAIView):
     content_negotiation_class = AnyAccept
 
     def get(self, request: Request, file_id: str) -> HttpResponseBase:
-        stored = services.get_file(self.tenant.organization, file_id)
+        stored = selectors.get_file(self.tenant.organization, file_id)
         handle = services.open_file(stored)
         if isinstance(request._request, ASGIRequest):
             # Under ASGI a synchronous iterator would be read whole into memory first.

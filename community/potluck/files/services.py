@@ -13,11 +13,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from django.db import transaction
-from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from potluck.errors import InvalidInput, NotFound
-from potluck.files import conf
+from potluck.files import conf, selectors
 from potluck.files.jsonl import JsonlValidator, ValidationReport
 from potluck.files.models import (
     UPLOAD_PURPOSES,
@@ -103,28 +102,10 @@ def write_file(organization: Organization, *, purpose: str, filename: str,
         raise
 
 
-def get_file(organization: Organization, file_id: str) -> StoredFile:
-    stored = _visible(organization).filter(pk=file_id).first()
-    if stored is None:
-        raise NotFound(f"No such File object: {file_id}", field="file_id")
-    return stored
-
-
-def list_files(organization: Organization, *, purpose: str | None = None) -> QuerySet:
-    files = _visible(organization)
-    if purpose:
-        if purpose not in Purpose.values:
-            allowed = ", ".join(f'"{p}"' for p in Purpose.values)
-            raise InvalidInput(f"purpose must be one of {allowed}, got {json.dumps(purpose)}",
-                               field="purpose")
-        files = files.filter(purpose=purpose)
-    return files.order_by("-created_at", "-pk")
-
-
 def delete_file(organization: Organization, file_id: str) -> StoredFile:
     """Delete the row, then (once that commits) the bytes."""
     with transaction.atomic():
-        stored = get_file(organization, file_id)
+        stored = selectors.get_file(organization, file_id)
         deleted, _ = StoredFile.objects.for_org(organization).filter(pk=stored.pk).delete()
         if not deleted:  # a concurrent delete got there first
             raise NotFound(f"No such File object: {file_id}", field="file_id")
@@ -146,12 +127,6 @@ def iter_jsonl(stored: StoredFile) -> Iterator[tuple[int, dict[str, Any]]]:
                 raw = raw[3:]
             if raw.strip():
                 yield number, json.loads(raw)
-
-
-def org_usage_bytes(organization: Organization) -> int:
-    """Bytes the org's files hold in storage (expired ones until they are swept)."""
-    total = StoredFile.objects.for_org(organization).aggregate(total=Sum("bytes"))["total"]
-    return int(total or 0)
 
 
 def delete_expired_files(now: datetime | None = None, limit: int = 1000) -> int:
@@ -183,11 +158,6 @@ def clean_filename(filename: Any) -> str:
         raise InvalidInput(f"the filename is longer than {MAX_FILENAME_CHARS} characters",
                            field="file")
     return name
-
-
-def _visible(organization: Organization) -> QuerySet:
-    return StoredFile.objects.for_org(organization).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
 
 
 def _lifetime(seconds: int | None) -> timedelta | None:
@@ -239,7 +209,7 @@ def _check_size(size: int, max_bytes: int) -> None:
 
 def _check_quota(organization: Organization, size: int) -> None:
     quota = conf.org_quota_bytes()
-    used = org_usage_bytes(organization)
+    used = selectors.org_usage_bytes(organization)
     if used + size > quota:
         raise InvalidInput(
             f"the organization's files would exceed its quota of {_human(quota)} "

@@ -10,7 +10,7 @@ from typing import Any
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from potluck.finetune import services
+from potluck.finetune import selectors, services
 from potluck.finetune.completion import fine_tuned_name
 from potluck.finetune.models import (
     FineTuningCheckpoint,
@@ -73,7 +73,7 @@ def checkpoint_object(checkpoint: FineTuningCheckpoint, job: FineTuningJob) -> d
 
 class JobsView(OpenAIView):
     def get(self, request: Request) -> Response:
-        jobs = services.list_jobs(self.tenant.organization).select_related("organization")
+        jobs = selectors.list_jobs(self.tenant.organization).select_related("organization")
         return Response(paginate(request, jobs, job_object))
 
     def post(self, request: Request) -> Response:
@@ -84,7 +84,7 @@ class JobsView(OpenAIView):
 
 class JobView(OpenAIView):
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(job_object(services.get_job(self.tenant.organization, job_id)))
+        return Response(job_object(selectors.get_job(self.tenant.organization, job_id)))
 
 
 class CancelView(OpenAIView):
@@ -104,12 +104,12 @@ class ResumeView(OpenAIView):
 
 class EventsView(OpenAIView):
     def get(self, request: Request, job_id: str) -> Response:
-        job = services.get_job(self.tenant.organization, job_id)
-        return Response(paginate(request, services.job_events(job), event_object))
+        job = selectors.get_job(self.tenant.organization, job_id)
+        return Response(paginate(request, selectors.job_events(job), event_object))
 
 
 class CheckpointsView(OpenAIView):
     def get(self, request: Request, job_id: str) -> Response:
-        job = services.get_job(self.tenant.organization, job_id)
-        return Response(paginate(request, services.job_checkpoints(job),
+        job = selectors.get_job(self.tenant.organization, job_id)
+        return Response(paginate(request, selectors.job_checkpoints(job),
                                  lambda c: checkpoint_object(c, job), default_limit=10))

@@ -33,6 +33,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from potluck.child_processes import child_environment, signal_group
+from potluck.files import selectors as file_selectors
 from potluck.files import services as files
 from potluck.finetune import completion, lifecycle
 from potluck.finetune.events import add_event
@@ -290,7 +291,7 @@ def _copy_dataset(job: FineTuningJob, file_id: str, target: Path) -> Path:
     """The dataset as it was uploaded, copied next to the trainer (once per job)."""
     if target.exists():
         return target
-    stored = files.get_file(job.organization, file_id)
+    stored = file_selectors.get_file(job.organization, file_id)
     partial = target.with_suffix(".partial")
     with files.open_file(stored) as source, partial.open("wb") as sink:
         shutil.copyfileobj(source, sink, 1024 * 1024)

@@ -20,21 +20,18 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from potluck.accounts.models import ApiKey, Organization, User
 from potluck.errors import Conflict, InvalidInput, NotFound
 from potluck.files import conf as files_conf
-from potluck.files import services as files
+from potluck.files import selectors as file_selectors
 from potluck.files.models import FileStatus, Purpose, StoredFile
 from potluck.finetune import hyperparameters as hp
-from potluck.finetune import lifecycle
+from potluck.finetune import lifecycle, selectors
 from potluck.finetune.dataset import FineTuneValidator
 from potluck.finetune.events import add_event
 from potluck.finetune.models import (
-    FineTuningCheckpoint,
-    FineTuningEvent,
     FineTuningJob,
     JobStatus,
     Method,
@@ -63,7 +60,7 @@ def _training_file(org: Organization, file_id: Any, field: str) -> StoredFile:
     if not isinstance(file_id, str) or not file_id:
         raise InvalidInput("must be the id of an uploaded file", field=field)
     try:
-        stored = files.get_file(org, file_id)
+        stored = file_selectors.get_file(org, file_id)
     except NotFound:
         raise InvalidInput(f"no file {file_id!r} in this organization", field=field) from None
     if stored.purpose != Purpose.FINE_TUNE:
@@ -212,7 +209,7 @@ def validate_pending() -> int:
 def cancel_job(org: Organization, job_id: str) -> FineTuningJob:
     """Not started yet, or paused: cancelled at once. Running: its trainer is asked to stop
     (the agent sends SIGTERM; it stops within a step) and the job turns cancelled then."""
-    job = get_job(org, job_id)
+    job = selectors.get_job(org, job_id)
     with transaction.atomic():
         if lifecycle.cancel(job):
             pass  # nothing ran
@@ -229,7 +226,7 @@ def pause_job(org: Organization, job_id: str) -> FineTuningJob:
     agent sends SIGUSR1; it does so at the end of the current step) and the job turns
     paused then. Asking again while that happens changes nothing; any other state is a
     409."""
-    job = get_job(org, job_id)
+    job = selectors.get_job(org, job_id)
     with transaction.atomic():
         if lifecycle.pause(job):
             pass  # nothing ran
@@ -249,7 +246,7 @@ def pause_job(org: Organization, job_id: str) -> FineTuningJob:
 def resume_job(org: Organization, job_id: str) -> FineTuningJob:
     """Paused → queued: the scheduler starts it on a node with a free slot, from its last
     checkpoint (or from the start when it had none). Any other state is a 409."""
-    job = get_job(org, job_id)
+    job = selectors.get_job(org, job_id)
     with transaction.atomic():
         if not lifecycle.resume(job):
             job.refresh_from_db()
@@ -276,22 +273,3 @@ def _wake_node(job: FineTuningJob) -> None:
     node = FineTuningJob.objects.filter(pk=job.pk).values_list("node", flat=True).first()
     if node:
         request_reconcile([node])
-
-
-def list_jobs(org: Organization) -> QuerySet:
-    return FineTuningJob.objects.for_org(org)
-
-
-def get_job(org: Organization, job_id: str) -> FineTuningJob:
-    job = FineTuningJob.objects.for_org(org).filter(pk=job_id).first()
-    if job is None:
-        raise NotFound(f"no fine-tuning job {job_id!r}", field="fine_tuning_job_id")
-    return job
-
-
-def job_events(job: FineTuningJob) -> QuerySet:
-    return FineTuningEvent.objects.filter(job=job)
-
-
-def job_checkpoints(job: FineTuningJob) -> QuerySet:
-    return FineTuningCheckpoint.objects.filter(job=job)

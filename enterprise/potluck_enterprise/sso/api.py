@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
+from potluck.accounts.api import RoleSerializer
 from potluck.accounts.api_base import OrgScopedViewSet, Tenant, resolve_tenant
 from potluck.accounts.models import Role
 from potluck.errors import Forbidden
@@ -270,10 +271,6 @@ class RoleMappingSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at"]
 
 
-class RoleRoleSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=Role.choices)
-
-
 class RoleMappingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LicensedViewSet):
     """IdP group -> Potluck role; a user in several mapped groups gets the highest role."""
 
@@ -292,9 +289,9 @@ class RoleMappingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Licen
             granted_by_owner=self.tenant.can("owner"))
         return Response(RoleMappingSerializer(mapping).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=RoleRoleSerializer, responses=RoleMappingSerializer)
+    @extend_schema(request=RoleSerializer, responses=RoleMappingSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
-        body = RoleRoleSerializer(data=request.data)
+        body = RoleSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         mapping = services.change_mapping(self.get_object(), body.validated_data["role"],
                                           granted_by_owner=self.tenant.can("owner"))

@@ -25,6 +25,7 @@ from potluck.accounts import services as accounts
 from potluck.batches import finalize, lease, results, runner, services
 from potluck.batches import input as batch_input
 from potluck.batches.models import Batch, BatchResult, BatchStatus
+from potluck.files import selectors as file_selectors
 from potluck.files import services as files
 from potluck.files.models import Purpose
 from potluck.files.storage import get_storage
@@ -80,7 +81,7 @@ def closed_port() -> int:
 
 def stored_file(org, file_id: str | None):
     assert file_id is not None
-    return files.get_file(org, file_id)
+    return file_selectors.get_file(org, file_id)
 
 
 def ran_some_lines(batch: Batch, stored, token: str, lines: Iterable[int]) -> None:

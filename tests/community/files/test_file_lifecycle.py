@@ -10,7 +10,7 @@ from django.utils import timezone
 from file_samples import chat, jsonl, named, stored_files
 
 from potluck.errors import InvalidInput, NotFound
-from potluck.files import services, tasks
+from potluck.files import selectors, services, tasks
 from potluck.files.models import FileStatus, StoredFile
 
 pytestmark = pytest.mark.django_db
@@ -27,10 +27,10 @@ def upload(org, purpose: str = "fine-tune", name: str = "a.jsonl", **kwargs) -> 
 
 def test_get_file_sees_only_the_callers_org(org, other_org):
     mine, theirs = upload(org), upload(other_org)
-    assert services.get_file(org, mine.id) == mine
+    assert selectors.get_file(org, mine.id) == mine
     for unknown in (theirs.id, "file-nope", ""):
         with pytest.raises(NotFound) as missing:
-            services.get_file(org, unknown)
+            selectors.get_file(org, unknown)
         assert missing.value.message == f"No such File object: {unknown}"
 
 
@@ -38,11 +38,11 @@ def test_list_files_filters_by_purpose_and_never_shows_other_orgs(org, other_org
     tune, batch = upload(org), upload(org, purpose="batch")
     output = services.write_file(org, purpose="batch_output", filename="o.jsonl", chunks=[b"{}"])
     upload(other_org)
-    assert list(services.list_files(org)) == [output, batch, tune]
-    assert list(services.list_files(org, purpose="batch")) == [batch]
-    assert list(services.list_files(org, purpose="batch_output")) == [output]
+    assert list(selectors.list_files(org)) == [output, batch, tune]
+    assert list(selectors.list_files(org, purpose="batch")) == [batch]
+    assert list(selectors.list_files(org, purpose="batch_output")) == [output]
     with pytest.raises(InvalidInput) as refused:
-        services.list_files(org, purpose="vision")
+        selectors.list_files(org, purpose="vision")
     assert refused.value.field == "purpose"
 
 
@@ -87,11 +87,11 @@ def test_an_expiring_file_disappears_and_is_swept(org, file_storage,
     kept = upload(org, name="kept.jsonl")
     assert expiring.expires_at is not None
     assert expiring.expires_at - expiring.created_at == timedelta(seconds=3600)
-    assert services.get_file(org, expiring.id) == expiring
+    assert selectors.get_file(org, expiring.id) == expiring
     StoredFile.objects.filter(pk=expiring.pk).update(expires_at=timezone.now())
     with pytest.raises(NotFound):
-        services.get_file(org, expiring.id)
-    assert list(services.list_files(org)) == [kept]
+        selectors.get_file(org, expiring.id)
+    assert list(selectors.list_files(org)) == [kept]
     with django_capture_on_commit_callbacks(execute=True):
         assert tasks.delete_expired() == 1  # what beat runs
     assert services.delete_expired_files() == 0

@@ -26,7 +26,7 @@ from openai import OpenAI
 from s3_server import REGION, S3Server
 
 from potluck.errors import InvalidInput
-from potluck.files import services
+from potluck.files import selectors, services
 from potluck.files.api import CONTENT_CHUNK_BYTES
 from potluck.files.models import StoredFile
 from potluck.files.storage import Storage, get_storage
@@ -433,8 +433,8 @@ def test_a_batch_reads_its_input_from_the_bucket_and_writes_its_results_there(
     assert runner.run_batch(batch.pk) == BatchStatus.COMPLETED
     batch.refresh_from_db()
     assert (batch.request_completed, batch.request_failed) == (5, 1)
-    written = [services.get_file(org, batch.output_file_id),
-               services.get_file(org, batch.error_file_id)]
+    written = [selectors.get_file(org, batch.output_file_id),
+               selectors.get_file(org, batch.error_file_id)]
     assert bucket.keys() == sorted(f"{PREFIX}/{f.storage_key}" for f in [source, *written])
     output, errors = ([json.loads(line) for line in bucket.read(f"{PREFIX}/{f.storage_key}")
                        .splitlines()] for f in written)

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from file_samples import chat, jsonl, named, request, stored_files
 
 from potluck.errors import InvalidInput
-from potluck.files import services
+from potluck.files import selectors, services
 from potluck.files.models import FileStatus, StoredFile
 
 pytestmark = pytest.mark.django_db
@@ -126,7 +126,7 @@ def test_the_org_quota_counts_every_file_of_the_org_only(org, other_org, setting
                          purpose="fine-tune")
     first = services.create_file(org, upload=make_upload(DATASET), filename="a.jsonl",
                                  purpose="fine-tune")
-    assert services.org_usage_bytes(org) == len(DATASET) + 10
+    assert selectors.org_usage_bytes(org) == len(DATASET) + 10
     with pytest.raises(InvalidInput) as refused:
         services.create_file(org, upload=make_upload(DATASET + b"\n"), filename="b.jsonl",
                              purpose="fine-tune")
@@ -136,10 +136,10 @@ def test_the_org_quota_counts_every_file_of_the_org_only(org, other_org, setting
     # Exactly at the quota is fine.
     services.create_file(org, upload=make_upload(DATASET), filename="c.jsonl",
                          purpose="fine-tune")
-    assert services.org_usage_bytes(org) == settings.ORG_FILES_QUOTA_BYTES
+    assert selectors.org_usage_bytes(org) == settings.ORG_FILES_QUOTA_BYTES
     # Files Potluck writes are never refused for the quota.
     services.write_file(org, purpose="fine-tune-results", filename="r.csv", chunks=[b"y" * 99])
-    assert services.org_usage_bytes(org) > settings.ORG_FILES_QUOTA_BYTES
+    assert selectors.org_usage_bytes(org) > settings.ORG_FILES_QUOTA_BYTES
     assert {first.pk, output.pk} <= set(StoredFile.objects.for_org(org).values_list("pk",
                                                                                      flat=True))
 
