@@ -62,3 +62,18 @@ def served(transactional_db) -> Callable[..., object]:
         return model
 
     return serve
+
+
+@pytest.fixture
+def api_key(org):
+    from potluck.accounts import services as accounts
+
+    key, _ = accounts.create_api_key(org, "batch-key")
+    return key
+
+
+@pytest.fixture
+def quick(settings):
+    """Short heartbeats and back-offs, so cancellation and expiry are seen quickly."""
+    settings.BATCH_HEARTBEAT_SECONDS = 0.1
+    settings.BATCH_LEASE_SECONDS = 3.0

@@ -121,7 +121,7 @@ def agent_for_test(start_agent, reaper):
 
 def test_batches_on_real_vllm_complete_resume_after_a_killed_worker_and_cancel(
         live_server, live_env, redis_conn, demo_model_dir, agent_for_test, org, key_for,
-        monkeypatch, request, settings):
+        request, settings):
     from potluck.registry.services import register_local_model
 
     settings.BATCH_LEASE_SECONDS = float(AGENT_ENV["POTLUCK_BATCH_LEASE_SECONDS"])
