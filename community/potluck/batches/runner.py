@@ -16,7 +16,7 @@ from django.db import close_old_connections
 from django.db.models import F
 from django.utils import timezone
 
-from potluck.batches import conf, finalize, lease
+from potluck.batches import conf, lease, lifecycle
 from potluck.batches import input as batch_input
 from potluck.batches.dispatcher import Dispatcher, Stop
 from potluck.batches.models import TERMINAL, Batch, BatchStatus
@@ -75,7 +75,7 @@ def _failed_run(batch: Batch, token: str, why: str) -> str:
         claimed = lease.claim(batch.pk, token)
         if claimed is not None:
             try:
-                finalize.finish(claimed, token, BatchStatus.FAILED, errors=[{
+                lifecycle.finish(claimed, token, BatchStatus.FAILED, errors=[{
                     "code": "batch_run_failed", "param": None, "line": None,
                     "message": f"The batch could not be run: {failed} runs in a row failed "
                                f"({why}). Lines that finished keep their results."}])
@@ -97,8 +97,8 @@ def _drive(batch: Batch, token: str, keeper: lease.LeaseKeeper) -> str:
             raise lease.LeaseLost(batch.pk)
         expired = timezone.now() >= batch.expires_at
         if status in (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS) and expired:
-            finalize.mark_expired_lines(batch)
-            finalize.finish(batch, token, BatchStatus.EXPIRED)
+            lifecycle.mark_expired_lines(batch)
+            lifecycle.finish(batch, token, BatchStatus.EXPIRED)
         elif status == BatchStatus.VALIDATING:
             _validate(batch, token)
         elif status == BatchStatus.IN_PROGRESS:
@@ -108,16 +108,16 @@ def _drive(batch: Batch, token: str, keeper: lease.LeaseKeeper) -> str:
                 return stopped
             if stopped is None:
                 try:
-                    finalize.begin_finalizing(batch, token)
-                except finalize.Incomplete:
+                    lifecycle.begin_finalizing(batch, token)
+                except lifecycle.Incomplete:
                     if passes >= MAX_PASSES:
                         log.error("batch %s: lines still without results after %d passes",
                                   batch.pk, passes)
                         return "incomplete"
         elif status == BatchStatus.FINALIZING:
-            finalize.finish(batch, token, BatchStatus.COMPLETED)
+            lifecycle.finish(batch, token, BatchStatus.COMPLETED)
         elif status == BatchStatus.CANCELLING:
-            finalize.finish(batch, token, BatchStatus.CANCELLED)
+            lifecycle.finish(batch, token, BatchStatus.CANCELLED)
 
 
 def _validate(batch: Batch, token: str) -> None:
@@ -125,22 +125,22 @@ def _validate(batch: Batch, token: str) -> None:
         stored = file_selectors.get_file(batch.organization, batch.input_file_id)
         check = batch_input.check_input(stored, batch.endpoint)
     except (NotFound, FileNotFoundError):  # the row, or its bytes, are gone
-        finalize.fail(batch, token, [_file_gone(batch)])
+        lifecycle.fail(batch, token, [_file_gone(batch)])
         return
-    finalize.start(batch, token, check)
+    lifecycle.start(batch, token, check)
 
 
 def _send_lines(batch: Batch, token: str, keeper: lease.LeaseKeeper) -> str | None:
     try:
         stored = file_selectors.get_file(batch.organization, batch.input_file_id)
     except NotFound:
-        finalize.fail(batch, token, [_file_gone(batch)])
+        lifecycle.fail(batch, token, [_file_gone(batch)])
         return "failed"
     dispatcher = Dispatcher(batch, stored, keeper)
     try:
         stopped = dispatcher.run()
     except FileNotFoundError:  # its bytes went missing: what ran keeps its results
-        finalize.finish(batch, token, BatchStatus.FAILED, errors=[_file_gone(batch)])
+        lifecycle.finish(batch, token, BatchStatus.FAILED, errors=[_file_gone(batch)])
         return "failed"
     log.info("batch %s: %d requests sent this run (%s)", batch.pk, dispatcher.sent,
              stopped or "all lines done")

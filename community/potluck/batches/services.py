@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from potluck.accounts.models import ApiKey, Organization, User
-from potluck.batches import conf, finalize, lease, selectors
+from potluck.batches import conf, lease, lifecycle, selectors
 from potluck.batches.models import UNFINISHED, Batch, BatchStatus
 from potluck.errors import Conflict, NotFound
 from potluck.files import selectors as file_selectors
@@ -186,8 +186,8 @@ def expire_batches() -> list[str]:
         if batch is None:
             continue
         try:
-            finalize.mark_expired_lines(batch)
-            if finalize.finish(batch, token, BatchStatus.EXPIRED):
+            lifecycle.mark_expired_lines(batch)
+            if lifecycle.finish(batch, token, BatchStatus.EXPIRED):
                 expired.append(batch_id)
         except lease.LeaseLost:
             continue

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 from django.db import OperationalError, connections
 
-from potluck.batches import finalize, lease, results, runner, services
 from potluck.batches import input as batch_input
+from potluck.batches import lease, lifecycle, results, runner, services
 from potluck.batches.models import Batch
 from potluck.files import selectors as file_selectors
 
@@ -52,7 +52,7 @@ def ran_some_lines(batch: Batch, stored, token: str, lines: Iterable[int]) -> No
     """What a runner holding ``token`` leaves after recording ``lines``: the batch
     in progress, still leased to it, those lines with results ``{"recorded": n}``."""
     assert lease.claim(batch.pk, token) is not None
-    assert finalize.start(batch, token, batch_input.check_input(stored, batch.endpoint))
+    assert lifecycle.start(batch, token, batch_input.check_input(stored, batch.endpoint))
     results.record(batch.pk, [results.Outcome(line=n, custom_id=f"req-{n}", model="fake-model",
                                               status_code=200, body={"recorded": n})
                               for n in lines])

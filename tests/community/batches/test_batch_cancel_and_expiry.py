@@ -16,8 +16,8 @@ from batch_runs import (
 from django.utils import timezone
 from waiting import wait_for
 
-from potluck.batches import finalize, lease, results, services
 from potluck.batches import input as batch_input
+from potluck.batches import lease, lifecycle, results, services
 from potluck.batches.models import Batch, BatchResult, BatchStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,7 +77,7 @@ def test_expire_batches_ends_batches_no_runner_holds(org, batch_file, served, fa
     abandoned, held = new_batch(org, stored), new_batch(org, stored)
     for batch, owner in ((abandoned, "dead-worker"), (held, "live-worker")):
         lease.claim(batch.pk, owner)
-        finalize.start(batch, owner, batch_input.check_input(stored, batch.endpoint))
+        lifecycle.start(batch, owner, batch_input.check_input(stored, batch.endpoint))
     results.record(abandoned.pk, [
         results.Outcome(line=1, custom_id="req-1", model="fake-model", status_code=200,
                         body={}),
