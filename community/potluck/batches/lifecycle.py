@@ -1,17 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
-"""How a batch ends: its output and error files written, then a terminal status.
+"""Every status change of a batch, in OpenAI's states: ``validating → in_progress →
+finalizing → completed | failed | expired``, and ``cancelling → cancelled``.
 
-Every step is conditional on the caller's lease, so a runner that was taken for dead
-and comes back can never overwrite what its successor did. Files are written inside
-the transaction that ends the batch: if the batch cannot end (the lease is gone), their
-rows roll back with it.
+``TRANSITIONS`` states once which changes exist; each function here is one of them,
+written as a compare-and-set on the states it starts from. A runner's changes are also
+conditional on its lease, so a runner that was taken for dead and comes back can never
+overwrite what its successor did. How a batch ends: its output and error files are
+written inside the transaction that ends it: if the batch cannot end (the lease is gone,
+or it was cancelled meanwhile), their rows roll back with it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 from django.db import transaction
@@ -19,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from potluck.batches import input as batch_input
-from potluck.batches import results
+from potluck.batches import lease, results
 from potluck.batches.lease import LeaseLost
 from potluck.batches.models import Batch, BatchResult, BatchStatus
 from potluck.errors import NotFound
@@ -33,14 +36,23 @@ FILE_CHUNK_BYTES = 256 * 1024
 # The field that records when a batch reached each terminal status.
 _STAMP = {BatchStatus.COMPLETED: "completed_at", BatchStatus.CANCELLED: "cancelled_at",
           BatchStatus.EXPIRED: "expired_at", BatchStatus.FAILED: "failed_at"}
-# Statuses from which a batch may end in each terminal status.
-_FROM = {
-    BatchStatus.COMPLETED: (BatchStatus.FINALIZING,),
-    BatchStatus.CANCELLED: (BatchStatus.CANCELLING,),
-    BatchStatus.EXPIRED: (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS),
-    BatchStatus.FAILED: (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS,
-                         BatchStatus.FINALIZING, BatchStatus.CANCELLING),
+S = BatchStatus
+# From → the statuses it may change to (OpenAI's Batch API states).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.VALIDATING: frozenset({S.IN_PROGRESS, S.FAILED, S.EXPIRED, S.CANCELLING, S.CANCELLED}),
+    S.IN_PROGRESS: frozenset({S.FINALIZING, S.FAILED, S.EXPIRED, S.CANCELLING}),
+    S.FINALIZING: frozenset({S.COMPLETED, S.FAILED}),
+    S.CANCELLING: frozenset({S.CANCELLED, S.FAILED}),
+    S.COMPLETED: frozenset(), S.FAILED: frozenset(), S.EXPIRED: frozenset(),
+    S.CANCELLED: frozenset(),
 }
+
+
+def _from(target: str) -> tuple[str, ...]:
+    """The statuses from which a batch may change to ``target``."""
+    return tuple(source for source, targets in TRANSITIONS.items() if target in targets)
+
+
 EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
 
 
@@ -52,13 +64,29 @@ def _owned(batch: Batch, token: str) -> Q:
     return Q(pk=batch.pk, lease_owner=token)
 
 
+def cancel_unclaimed(batch: Batch, now: datetime) -> bool:
+    """validating → cancelled at once, for a batch no runner has picked up (its lease is
+    free): nothing ran, so there are no files to write."""
+    return bool(Batch.objects.filter(pk=batch.pk, status__in=_from(S.CANCELLED))
+                .filter(status=S.VALIDATING).filter(lease.free_q(now))
+                .update(status=S.CANCELLED, cancelling_at=now, cancelled_at=now,
+                        lease_owner="", lease_expires_at=None))
+
+
+def request_cancel(batch: Batch, now: datetime) -> bool:
+    """validating or in_progress → cancelling: its runner stops taking lines, lets those
+    in flight finish, and ends it cancelled (``finish``)."""
+    return bool(Batch.objects.filter(pk=batch.pk, status__in=_from(S.CANCELLING))
+                .update(status=S.CANCELLING, cancelling_at=now))
+
+
 def start(batch: Batch, token: str, check: batch_input.InputCheck) -> bool:
     """validating → in_progress, with the request total; or failed, naming the lines."""
     now = timezone.now()
     if check.errors:
         return fail(batch, token, check.errors)
     model = next(iter(check.models)) if len(check.models) == 1 else ""
-    return bool(Batch.objects.filter(_owned(batch, token), status=BatchStatus.VALIDATING)
+    return bool(Batch.objects.filter(_owned(batch, token), status__in=_from(S.IN_PROGRESS))
                 .update(status=BatchStatus.IN_PROGRESS, in_progress_at=now,
                         request_total=check.total, model=model[:200]))
 
@@ -66,7 +94,7 @@ def start(batch: Batch, token: str, check: batch_input.InputCheck) -> bool:
 def fail(batch: Batch, token: str, errors: list[dict]) -> bool:
     now = timezone.now()
     return bool(Batch.objects.filter(_owned(batch, token),
-                                     status__in=_FROM[BatchStatus.FAILED])
+                                     status__in=_from(S.FAILED))
                 .update(status=BatchStatus.FAILED, failed_at=now, errors=errors,
                         lease_owner="", lease_expires_at=None))
 
@@ -76,7 +104,7 @@ def begin_finalizing(batch: Batch, token: str) -> bool:
     results.refresh_counts(batch.pk)
     if BatchResult.objects.filter(batch=batch).count() < batch.request_total:
         raise Incomplete(batch.pk)
-    return bool(Batch.objects.filter(_owned(batch, token), status=BatchStatus.IN_PROGRESS)
+    return bool(Batch.objects.filter(_owned(batch, token), status__in=_from(S.FINALIZING))
                 .update(status=BatchStatus.FINALIZING, finalizing_at=timezone.now()))
 
 
@@ -123,7 +151,7 @@ def finish(batch: Batch, token: str, status: BatchStatus,
     with transaction.atomic():
         output = _write(batch, results.SUCCEEDED, "output", batch.request_completed)
         error_file = _write(batch, results.FAILED, "error", batch.request_failed)
-        ended = Batch.objects.filter(_owned(batch, token), status__in=_FROM[status]).update(
+        ended = Batch.objects.filter(_owned(batch, token), status__in=_from(status)).update(
             status=status, **{_STAMP[status]: now},
             output_file_id=output.id if output else None,
             error_file_id=error_file.id if error_file else None,

@@ -117,16 +117,9 @@ def cancel_batch(organization: Organization, batch_id: str) -> Batch:
     now = timezone.now()
     moved = 0
     with transaction.atomic():
-        unclaimed = (Batch.objects.for_org(organization)
-                     .filter(pk=batch.pk, status=BatchStatus.VALIDATING)
-                     .filter(lease.free_q(now))
-                     .update(status=BatchStatus.CANCELLED, cancelling_at=now,
-                             cancelled_at=now, lease_owner="", lease_expires_at=None))
+        unclaimed = lifecycle.cancel_unclaimed(batch, now)
         if not unclaimed:
-            moved = (Batch.objects.for_org(organization)
-                     .filter(pk=batch.pk, status__in=(BatchStatus.VALIDATING,
-                                                      BatchStatus.IN_PROGRESS))
-                     .update(status=BatchStatus.CANCELLING, cancelling_at=now))
+            moved = lifecycle.request_cancel(batch, now)
             if moved:
                 send_run(batch.pk)  # no-op if its runner is alive; else finishes the cancel
     batch.refresh_from_db()
