@@ -87,7 +87,7 @@ def test_a_job_survives_agent_kills_and_resumes_from_its_checkpoint(
     said = messages(job.id)
     resumed = [m for m in said if "stopped unexpectedly" in m]
     assert len(resumed) == 1 and "checkpoint" in resumed[0], said
-    # The trainer picked up from the last checkpoint the supervisor had recorded (or a
+    # The trainer picked up from the last checkpoint the reconciler had recorded (or a
     # later one written just before the kill), not from the start.
     picked = [int(m.rsplit("step ", 1)[1].split()[0].rstrip(".")) for m in said
               if m.startswith("Resumed from checkpoint at step")]

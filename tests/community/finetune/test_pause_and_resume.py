@@ -124,7 +124,7 @@ def test_a_paused_job_can_be_cancelled_and_then_not_resumed(org, client_for, que
 
 def test_a_job_whose_trainer_never_started_pauses_and_frees_the_slot(
         org, client_for, queued_job, live_node, settings, file_storage):
-    """The supervisor pauses it without starting a trainer; the next job gets the slot."""
+    """The trainer reconciler pauses it without starting a trainer; the next job gets the slot."""
     settings.FINETUNE_SLOTS_PER_NODE = 1
     client = client_for(org)
     first, second = queued_job(), queued_job()
