@@ -207,6 +207,12 @@ REST_FRAMEWORK = {
         "potluck.accounts.authentication.ExtensionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON with a nesting limit (potluck.jsonbody): a deep body is a 400, not a crash.
+    "DEFAULT_PARSER_CLASSES": [
+        "potluck.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
