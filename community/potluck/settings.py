@@ -152,6 +152,12 @@ SERVING_RESTART_BACKOFF_MAX_SECONDS = env.env_int("POTLUCK_SERVING_RESTART_BACKO
 SERVING_REPLICA_BIND_HOST = env.env_str("POTLUCK_REPLICA_BIND_HOST", "127.0.0.1")
 SERVING_REPLICA_PORTS = env.env_str("POTLUCK_REPLICA_PORTS", "8100-8999")
 SERVING_CPU_KVCACHE_GIB = env.env_int("POTLUCK_VLLM_CPU_KVCACHE_SPACE", 1)
+# Who vLLM replicas and trainers run as when the node agent runs as root: "auto" (the
+# system user potluck-engine, created if missing), a user name, or "off" to keep the agent's.
+ENGINE_USER = env.env_str("POTLUCK_ENGINE_USER", "auto") or ""
+# More of the agent's environment variables they may inherit (names, or patterns like
+# "MY_TUNING_*"), beyond potluck.nodes.isolation's allowlist.
+ENGINE_ENV_ALLOW = env.env_list("POTLUCK_ENGINE_ENV", [])
 
 # Nameservers for SSO domain verification (empty: the system resolver).
 SSO_DNS_NAMESERVERS = env.env_list("POTLUCK_SSO_DNS_NAMESERVERS", [])
