@@ -200,6 +200,24 @@ GATEWAY_CONNECT_TIMEOUT = 5.0
 # Longest silence from a replica mid-answer before the request fails with 504.
 GATEWAY_READ_TIMEOUT = float(env.env_int("POTLUCK_UPSTREAM_READ_TIMEOUT", 300))
 
+# One password sign-in path (POST /api/session, potluck.accounts.signin): OneSignInPath
+# refuses password checks made anywhere else; ModelBackend checks them there and keeps
+# sessions (SSO's included) and permissions working.
+AUTHENTICATION_BACKENDS = [
+    "potluck.accounts.signin.OneSignInPath",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sign-in throttling (see potluck.accounts.signin): failures allowed before delays start,
+# per account and per client address; the delay doubles from the base up to the maximum.
+SIGNIN_FREE_FAILURES_PER_ACCOUNT = env.env_int("POTLUCK_SIGNIN_FREE_FAILURES", 5)
+SIGNIN_FREE_FAILURES_PER_ADDRESS = env.env_int("POTLUCK_SIGNIN_FREE_FAILURES_PER_ADDRESS", 20)
+SIGNIN_BASE_DELAY_SECONDS = env.env_int("POTLUCK_SIGNIN_BASE_DELAY_SECONDS", 1)
+SIGNIN_MAX_DELAY_SECONDS = env.env_int("POTLUCK_SIGNIN_MAX_DELAY_SECONDS", 900)
+# Failed sign-ins are forgotten this long after the last one.
+SIGNIN_FAILURE_WINDOW_SECONDS = env.env_int("POTLUCK_SIGNIN_FAILURE_WINDOW_SECONDS", 3600)
+# A browser that signed in is throttled on its own for this long (a device cookie).
+SIGNIN_DEVICE_COOKIE_DAYS = env.env_int("POTLUCK_SIGNIN_DEVICE_DAYS", 365)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -105,6 +105,22 @@ def users_set_password(username: str, password_stdin: bool) -> None:
     click.echo(f"password set for {user.username}")
 
 
+@users.command("unlock")
+@click.argument("username")
+@needs_django
+def users_unlock(username: str) -> None:
+    """Forget a person's failed sign-ins (lifts a sign-in delay at once)."""
+    from potluck.accounts import signin
+    from potluck.accounts.models import User
+
+    user = User.objects.filter(username=username).first() or User.objects.filter(
+        email__iexact=username).first()
+    if user is None:
+        raise CliError(f"no user named {username!r}")
+    signin.unlock(user)
+    click.echo(f"failed sign-ins of {user.username} forgotten")
+
+
 @click.group()
 def keys() -> None:
     """API keys."""
