@@ -61,6 +61,7 @@ INSTALLED_APPS += [app for app in PLUGINS if app not in INSTALLED_APPS]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "potluck.web_security.SecureCookiesOverTLS",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -268,6 +269,26 @@ STATICFILES_DIRS = [("console", CONSOLE_DIST_DIR)] if CONSOLE_DIST_DIR.is_dir() 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SAMESITE = "Lax"
+
+# TLS. Behind a TLS-terminating proxy (POTLUCK_BEHIND_TLS_PROXY=true): trust its
+# X-Forwarded-Proto (the proxy must set it and drop the client's), redirect plain http
+# to https (except the health probes), and always send cookies as Secure. Without it,
+# cookies are still Secure on any request that arrived over HTTPS (see
+# potluck.web_security), and plain http on 127.0.0.1 (`make run`) keeps working.
+BEHIND_TLS_PROXY = env.env_bool("POTLUCK_BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.env_bool("POTLUCK_SSL_REDIRECT", BEHIND_TLS_PROXY)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.env_bool("POTLUCK_SECURE_COOKIES",
+                                                          BEHIND_TLS_PROXY)
+# Strict-Transport-Security, sent only on HTTPS answers (Django's SecurityMiddleware).
+SECURE_HSTS_SECONDS = env.env_int("POTLUCK_HSTS_SECONDS", 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.env_bool("POTLUCK_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 LOGGING = {
     "version": 1,
