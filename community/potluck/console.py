@@ -21,7 +21,7 @@ from potluck.web_security import CONSOLE_CSP
 
 # The client-side routes of frontend/src/App.tsx; a deep link or a reload lands on the console.
 ROUTES = ("models", "playground", "fine-tuning", "batches", "usage", "keys", "members",
-          "enterprise")
+          "enterprise", "invitations")
 ROUTE_PATTERN = rf"^(?:{'|'.join(ROUTES)})/?$"
 
 

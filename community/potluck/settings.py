@@ -219,6 +219,21 @@ SIGNIN_FAILURE_WINDOW_SECONDS = env.env_int("POTLUCK_SIGNIN_FAILURE_WINDOW_SECON
 # A browser that signed in is throttled on its own for this long (a device cookie).
 SIGNIN_DEVICE_COOKIE_DAYS = env.env_int("POTLUCK_SIGNIN_DEVICE_DAYS", 365)
 
+# Invitations (potluck.accounts.invitations): how long a link works, where links point
+# (empty: the origin of the request that sent the invitation), and how mail goes out
+# (no POTLUCK_SMTP_HOST: nothing is mailed; the operator hands out links from the CLI).
+INVITATION_DAYS = env.env_int("POTLUCK_INVITATION_DAYS", 7)
+PUBLIC_URL = env.env_str("POTLUCK_PUBLIC_URL", "") or ""
+EMAIL_BACKEND = env.env_str("POTLUCK_EMAIL_BACKEND",
+                            "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.env_str("POTLUCK_SMTP_HOST", "") or ""
+EMAIL_PORT = env.env_int("POTLUCK_SMTP_PORT", 587)
+EMAIL_HOST_USER = env.env_str("POTLUCK_SMTP_USER", "") or ""
+EMAIL_HOST_PASSWORD = env.env_str("POTLUCK_SMTP_PASSWORD", "") or ""
+EMAIL_USE_TLS = env.env_bool("POTLUCK_SMTP_STARTTLS", True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env.env_str("POTLUCK_EMAIL_FROM", "potluck@localhost")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

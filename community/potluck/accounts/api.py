@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from potluck import extensions
 from potluck.accounts import selectors, services
+from potluck.accounts.invitations_api import SentInvitationSerializer, send_invitation
 from potluck.accounts.models import KEY_SCOPES, ApiKey, Membership, Organization, Role
 from potluck.api.base import OrgScopedViewSet, resolve_tenant
 from potluck.errors import Forbidden
@@ -97,12 +98,18 @@ class MembersViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     def get_queryset(self) -> QuerySet[Membership]:
         return selectors.members(self.tenant.organization)
 
-    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
-        data = serializer.validated_data
-        serializer.instance = services.add_member(
-            self.tenant.organization, data["user"]["email"], data["role"],
-            granted_by_owner=self.tenant.can("owner"),
-        )
+    @extend_schema(request=MemberSerializer, responses={201: SentInvitationSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Invite a person (as ``POST /api/invitations``): they join when they accept.
+
+        Kept for clients that added members here; the answer is the invitation, whose
+        ``id``, ``email``, ``role`` and ``created_at`` read as a member's did.
+        """
+        body = MemberSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        return send_invitation(request, self.tenant,
+                               {"email": data["user"]["email"], "role": data["role"]})
 
     @extend_schema(request=MemberRoleSerializer, responses=MemberSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:

@@ -79,7 +79,7 @@ class ProviderSerializer(serializers.Serializer):
     start_url = serializers.CharField()
 
 
-def _enforce_csrf(request: Request) -> None:
+def enforce_csrf(request: Request) -> None:
     """The CSRF check of a form post, also for a caller who is not signed in yet."""
 
     def dummy_get_response(_: Any) -> None:  # pragma: no cover - never called
@@ -119,7 +119,7 @@ class SessionView(APIView):
 
     @extend_schema(request=SignInSerializer, responses=SessionSerializer)
     def post(self, request: Request) -> Response:
-        _enforce_csrf(request)
+        enforce_csrf(request)
         body = SignInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
