@@ -160,6 +160,12 @@ ENGINE_USER = env.env_str("POTLUCK_ENGINE_USER", "auto") or ""
 # "MY_TUNING_*"), beyond potluck.nodes.isolation's allowlist.
 ENGINE_ENV_ALLOW = env.env_list("POTLUCK_ENGINE_ENV", [])
 
+# Capacity quotas per organization (potluck.accounts.quotas); an organization's own
+# values, set with `potluck orgs quota`, override these. 0 allows none.
+ORG_MAX_REPLICAS = env.env_int("POTLUCK_ORG_MAX_REPLICAS", 16)
+ORG_MAX_GPUS = env.env_int("POTLUCK_ORG_MAX_GPUS", 8)
+ORG_MAX_CONCURRENT_FINE_TUNES = env.env_int("POTLUCK_ORG_MAX_FINE_TUNES", 4)
+
 # Nameservers for SSO domain verification (empty: the system resolver).
 SSO_DNS_NAMESERVERS = env.env_list("POTLUCK_SSO_DNS_NAMESERVERS", [])
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from potluck import extensions
-from potluck.accounts import selectors, services
+from potluck.accounts import quotas, selectors, services
 from potluck.accounts.invitations_api import SentInvitationSerializer, send_invitation
 from potluck.accounts.models import KEY_SCOPES, ApiKey, Membership, Organization, Role
 from potluck.api.base import OrgScopedViewSet, resolve_tenant
@@ -24,11 +24,18 @@ from potluck.errors import Forbidden
 
 class OrganizationSerializer(serializers.ModelSerializer):
     slug = serializers.CharField(required=False, max_length=64)
+    quotas = serializers.SerializerMethodField(
+        help_text="Capacity quotas: replicas, gpus, concurrent_fine_tunes (set by the "
+                  "operator).")
 
     class Meta:
         model = Organization
-        fields = ["id", "slug", "name", "created_at"]
-        read_only_fields = ["id", "created_at"]
+        fields = ["id", "slug", "name", "quotas", "created_at"]
+        read_only_fields = ["id", "quotas", "created_at"]
+
+    @extend_schema_field({"type": "object", "additionalProperties": {"type": "integer"}})
+    def get_quotas(self, obj: Organization) -> dict[str, int]:
+        return quotas.all_quotas(obj)
 
 
 class MemberSerializer(serializers.ModelSerializer):

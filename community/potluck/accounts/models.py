@@ -25,6 +25,10 @@ class Organization(models.Model):
     # Gateway limits for the whole organization; null means the server default.
     rpm_limit = models.PositiveIntegerField(null=True, blank=True)
     tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    # Capacity quotas (potluck.accounts.quotas); null means the server default.
+    max_replicas = models.PositiveIntegerField(null=True, blank=True)
+    max_gpus = models.PositiveIntegerField(null=True, blank=True)
+    max_concurrent_fine_tunes = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

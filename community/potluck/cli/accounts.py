@@ -64,6 +64,40 @@ def orgs_list() -> None:
     console.print(table)
 
 
+@orgs.command("quota")
+@click.argument("name")
+@click.option("--replicas", help="vLLM replicas at once ('default': the server's).")
+@click.option("--gpus", help="GPUs its replicas may take ('default': the server's).")
+@click.option("--fine-tunes", "fine_tunes",
+              help="Fine-tuning jobs at once ('default': the server's).")
+@needs_django
+def orgs_quota(name: str, replicas: str | None, gpus: str | None,
+               fine_tunes: str | None) -> None:
+    """Show or set an organization's capacity quotas."""
+    from potluck.accounts import quotas
+
+    org = find_org(name)
+    changed = []
+    for field, text, flag in (("max_replicas", replicas, "--replicas"),
+                              ("max_gpus", gpus, "--gpus"),
+                              ("max_concurrent_fine_tunes", fine_tunes, "--fine-tunes")):
+        if text is None:
+            continue
+        if text == "default":
+            value = None
+        elif text.isdigit():
+            value = int(text)
+        else:
+            raise CliError(f"{flag} takes a whole number or 'default', got {text!r}")
+        setattr(org, field, value)
+        changed.append(field)
+    if changed:
+        org.save(update_fields=changed)
+    for key in (quotas.REPLICAS, quotas.GPUS, quotas.FINE_TUNES):
+        found = quotas.quota(org, key)
+        click.echo(f"{key}: {found.limit}" + (" (server default)" if found.default else ""))
+
+
 @click.group()
 def users() -> None:
     """People who sign in to the console."""

@@ -21,7 +21,7 @@ from django.utils import timezone
 from potluck.accounts.models import Organization, User
 from potluck.errors import Conflict, Forbidden, InvalidInput, NotFound
 from potluck.registry.models import Kind, RegisteredModel
-from potluck.serving import dispatch
+from potluck.serving import dispatch, quotas
 from potluck.serving import replica_supervisor as servers
 from potluck.serving.cordon import cordon_node
 from potluck.serving.engine_args import (
@@ -89,6 +89,9 @@ def create_deployment(
         raise busy
     try:
         with transaction.atomic():
+            if organization is not None and not operator:
+                quotas.check_deployment(organization, replicas=deployment.replicas,
+                                        engine_args=deployment.engine_args)
             deployment.save(force_insert=True)
     except IntegrityError as exc:  # a concurrent deploy of the same model won
         raise busy from exc
@@ -106,6 +109,9 @@ def scale_deployment(deployment: Deployment, replicas: Any, *,
         pk=deployment.pk)
     if locked.state != DeploymentState.ACTIVE:
         raise Conflict(f"the deployment is {locked.state}; deploy the model again instead")
+    if count > locked.replicas and locked.organization is not None and not operator:
+        quotas.check_deployment(locked.organization, replicas=count,
+                                engine_args=locked.engine_args, excluding=locked)
     if locked.replicas != count:
         log.info("deployment of %s scaled: %s -> %s replica(s)", locked.model.name,
                  locked.replicas, count)
