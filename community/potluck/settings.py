@@ -199,6 +199,47 @@ GATEWAY_READ_TIMEOUT = float(env.env_int("POTLUCK_UPSTREAM_READ_TIMEOUT", 300))
 # The bearer token a Prometheus scraper presents on /metrics (empty: /metrics is off).
 METRICS_TOKEN = env.env_str("POTLUCK_METRICS_TOKEN", "") or ""
 
+# Outgoing email (alerts such as the enterprise billing's budget warnings): Django's mail
+# backend, SMTP by default; e.g. django.core.mail.backends.filebased.EmailBackend with
+# POTLUCK_EMAIL_FILE_PATH writes each message to a file instead.
+EMAIL_BACKEND = env.env_str("POTLUCK_EMAIL_BACKEND",
+                            "django.core.mail.backends.smtp.EmailBackend") or ""
+EMAIL_HOST = env.env_str("POTLUCK_EMAIL_HOST", "localhost") or "localhost"
+EMAIL_PORT = env.env_int("POTLUCK_EMAIL_PORT", 25)
+EMAIL_HOST_USER = env.env_str("POTLUCK_EMAIL_USER", "") or ""
+EMAIL_HOST_PASSWORD = env.env_str("POTLUCK_EMAIL_PASSWORD", "") or ""
+EMAIL_USE_TLS = env.env_bool("POTLUCK_EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env.env_str("POTLUCK_EMAIL_FROM", "potluck@localhost") or ""
+EMAIL_FILE_PATH = env.env_str("POTLUCK_EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
+
+# Metered billing (the enterprise edition's "billing" feature; defaults live here so that
+# the community edition never depends on enterprise settings). Money is in one currency
+# per installation (ISO 4217); budget periods and report days follow BILLING_TIME_ZONE.
+BILLING_CURRENCY = (env.env_str("POTLUCK_BILLING_CURRENCY", "USD") or "USD").upper()
+BILLING_TIME_ZONE = env.env_str("POTLUCK_BILLING_TIME_ZONE", "UTC") or "UTC"
+# Stripe: a secret key (sk_...), the webhook endpoint's signing secret (whsec_...), the
+# meter's event name, and optionally a metered price that linked customers subscribe to.
+BILLING_STRIPE_API_KEY = env.env_str("POTLUCK_BILLING_STRIPE_API_KEY", "") or ""
+BILLING_STRIPE_WEBHOOK_SECRET = env.env_str("POTLUCK_BILLING_STRIPE_WEBHOOK_SECRET", "") or ""
+BILLING_STRIPE_METER_EVENT = env.env_str("POTLUCK_BILLING_STRIPE_METER_EVENT",
+                                         "potluck_usage") or "potluck_usage"
+BILLING_STRIPE_PRICE_ID = env.env_str("POTLUCK_BILLING_STRIPE_PRICE_ID", "") or ""
+# Where the Stripe SDK sends calls (empty: Stripe's own hosts; tests point these at a fake).
+BILLING_STRIPE_API_BASE = env.env_str("POTLUCK_BILLING_STRIPE_API_BASE", "") or ""
+BILLING_STRIPE_METER_EVENTS_BASE = env.env_str("POTLUCK_BILLING_STRIPE_METER_EVENTS_BASE",
+                                               "") or ""
+BILLING_STRIPE_TIMEOUT_SECONDS = env.env_int("POTLUCK_BILLING_STRIPE_TIMEOUT_SECONDS", 20)
+# Meter event calls per second, over all senders (Stripe test mode allows 25).
+BILLING_STRIPE_CALLS_PER_SECOND = env.env_int("POTLUCK_BILLING_STRIPE_CALLS_PER_SECOND", 20)
+# A failed send is retried after this, doubling per failure in a row, up to the maximum.
+BILLING_STRIPE_RETRY_SECONDS = env.env_int("POTLUCK_BILLING_STRIPE_RETRY_SECONDS", 5)
+BILLING_STRIPE_RETRY_MAX_SECONDS = env.env_int("POTLUCK_BILLING_STRIPE_RETRY_MAX_SECONDS", 600)
+# A failed invoice payment: warn for this many days, then (if set) refuse inference until
+# an invoice is paid.
+BILLING_PAYMENT_GRACE_DAYS = env.env_int("POTLUCK_BILLING_PAYMENT_GRACE_DAYS", 7)
+BILLING_BLOCK_AFTER_GRACE = env.env_bool("POTLUCK_BILLING_BLOCK_AFTER_GRACE", True)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
