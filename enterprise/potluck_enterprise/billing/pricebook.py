@@ -101,7 +101,7 @@ def _minutes(value: Any, name: str) -> int:
 
 def _days(value: Any, name: str) -> frozenset[int]:
     if isinstance(value, str):
-        value = DAY_GROUPS.get(value.lower(), [value])
+        value = list(DAY_GROUPS.get(value.lower(), [value]))
     if not isinstance(value, list) or not value:
         raise _bad(name, 'a list of weekdays ("mon".."sun"), or "weekdays", "weekends", "all"')
     found = set()
