@@ -18,7 +18,8 @@ So the meter's total always equals the floor of the ledger's total in minor unit
   ``BILLING_STRIPE_CALLS_PER_SECOND`` over all senders (a Redis counter per second);
 - marked sent only after a 2xx; a failure sets the events' next attempt after a
   back-off doubling per failure (``BILLING_STRIPE_RETRY_SECONDS`` up to
-  ``..._MAX_SECONDS``); a sender killed after Stripe's 2xx resends the same
+  ``..._MAX_SECONDS``; after a call that got no answer, at least the call timeout, so a
+  call Stripe may still be working on does not overlap the next); a sender killed after Stripe's 2xx resends the same
   identifiers, which Stripe drops as duplicates (24 h window);
 - events whose usage is older than Stripe's 35-day limit (less a safety hour) are never
   sent: they turn ``expired`` and an ``OperatorAlert`` names them.
@@ -175,7 +176,7 @@ def send_due(adapter: StripeBilling | None = None, *, now: datetime | None = Non
     result.expired = expire_old(now or timezone.now())
     orgs = list(MeterEvent.objects.filter(state=OutboxState.PENDING,
                                           next_attempt_at__lte=now or timezone.now())
-                .values_list("organization_id", flat=True).distinct())
+                .order_by().values_list("organization_id", flat=True).distinct())
     if not orgs:
         return result
     adapter = adapter or StripeBilling.from_settings()
@@ -230,7 +231,7 @@ def _send_org(adapter: StripeBilling, organization_id: str, now: datetime | None
         except (StripeUnavailable, StripeRejected) as exc:
             result.failed_calls += 1
             result.errors.append(str(exc))
-            _failed(batch, exc, moment)
+            _failed(organization_id, batch, exc, now or timezone.now())
             return
         MeterEvent.objects.filter(pk__in=[e.pk for e in batch],
                                   state=OutboxState.PENDING).update(
@@ -238,12 +239,21 @@ def _send_org(adapter: StripeBilling, organization_id: str, now: datetime | None
         result.sent += len(batch)
 
 
-def _failed(batch: list[MeterEvent], exc: Exception, now: datetime) -> None:
+def _failed(organization_id: str, batch: list[MeterEvent], exc: Exception, now: datetime
+            ) -> None:
+    """Back off the whole customer (not only this batch: its next call must not overlap
+    one Stripe may still be working on), counting the attempt on the batch."""
     attempts = max(e.attempts for e in batch) + 1
     delay = retry_delay(attempts)
+    if getattr(exc, "unanswered", False):
+        # Stripe may still be working on the call we gave up on: wait at least as long
+        # as we waited for it, so that the next call for this customer does not overlap.
+        delay = max(delay, float(settings.BILLING_STRIPE_TIMEOUT_SECONDS))
+    retry_at = now + timedelta(seconds=delay)
     MeterEvent.objects.filter(pk__in=[e.pk for e in batch]).update(
-        attempts=attempts, last_error=str(exc)[:200],
-        next_attempt_at=now + timedelta(seconds=delay))
+        attempts=attempts, last_error=str(exc)[:200], next_attempt_at=retry_at)
+    MeterEvent.objects.filter(organization_id=organization_id, state=OutboxState.PENDING,
+                              next_attempt_at__lt=retry_at).update(next_attempt_at=retry_at)
     log.warning("billing: %d meter events not sent (%s); retrying in %.0f s", len(batch),
                 exc, delay)
 

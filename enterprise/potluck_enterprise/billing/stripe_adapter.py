@@ -40,7 +40,14 @@ class StripeNotConfigured(Exception):
 
 
 class StripeUnavailable(Exception):
-    """Stripe could not be reached or asked us to slow down; try again later."""
+    """Stripe could not be reached or asked us to slow down; try again later.
+
+    ``unanswered``: no answer came (a timeout or a dropped connection), so Stripe may
+    still be working on the call."""
+
+    def __init__(self, message: str, *, unanswered: bool = False) -> None:
+        super().__init__(message)
+        self.unanswered = unanswered
 
 
 class StripeRejected(Exception):
@@ -62,7 +69,7 @@ def _classify(exc: stripe.StripeError) -> Exception:
     text = f"{exc.__class__.__name__}: {getattr(exc, 'user_message', None) or exc}"[:200]
     if isinstance(exc, stripe.APIConnectionError) or status is None or status in (409, 429) \
             or status >= 500:
-        return StripeUnavailable(text)
+        return StripeUnavailable(text, unanswered=isinstance(exc, stripe.APIConnectionError))
     return StripeRejected(text)
 
 
