@@ -19,8 +19,9 @@ So the meter's total always equals the floor of the ledger's total in minor unit
 - marked sent only after a 2xx; a failure sets the events' next attempt after a
   back-off doubling per failure (``BILLING_STRIPE_RETRY_SECONDS`` up to
   ``..._MAX_SECONDS``; after a call that got no answer, at least the call timeout, so a
-  call Stripe may still be working on does not overlap the next); a sender killed after Stripe's 2xx resends the same
-  identifiers, which Stripe drops as duplicates (24 h window);
+  call Stripe may still be working on does not overlap the next); a sender killed
+  after Stripe's 2xx resends the same identifiers, which Stripe drops as duplicates
+  (24 h window);
 - events whose usage is older than Stripe's 35-day limit (less a safety hour) are never
   sent: they turn ``expired`` and an ``OperatorAlert`` names them.
 """
