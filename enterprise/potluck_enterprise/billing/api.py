@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import timedelta
 from typing import Any
 
 from django.http import HttpResponse
 from django.urls import re_path
 from django.utils import timezone
-from rest_framework import serializers, status
+from rest_framework import renderers, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -60,9 +61,22 @@ def ensure_licensed() -> None:
         raise Forbidden(NOT_LICENSED)
 
 
+class CsvRenderer(renderers.BaseRenderer):
+    """Lets ``?format=csv`` through content negotiation; views answer CSV themselves."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None,
+               renderer_context: dict[str, Any] | None = None) -> bytes:
+        return data if isinstance(data, bytes) else json.dumps(data, default=str).encode()
+
+
 class BillingView(APIView):
     """Licence check, then the tenant; ``capability`` is what the method needs."""
 
+    renderer_classes = [renderers.JSONRenderer, renderers.BrowsableAPIRenderer, CsvRenderer]
     capability = "read"
     write_capability = "admin"
     operator_only = False
@@ -80,6 +94,14 @@ class BillingView(APIView):
         needed = self.write_capability if writing else self.capability
         if not self.tenant.can(needed):
             raise Forbidden("your role or key scopes do not allow this")
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any
+                          ) -> Any:
+        if response.status_code >= 400 and getattr(request, "accepted_renderer", None) and \
+                request.accepted_renderer.format == "csv":  # errors stay JSON
+            request.accepted_renderer = renderers.JSONRenderer()
+            request.accepted_media_type = "application/json"
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 def _csv(rows: list[list[str]], name: str) -> HttpResponse:

@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDate
 
 from potluck.accounts.models import ApiKey, Organization
@@ -26,8 +26,8 @@ def spend_rows(organization: Organization, start: date, end: date, group_by: lis
     lo = datetime.combine(start, time(0), tzinfo=zone)
     hi = datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone)
     lines = PricedLine.objects.for_org(organization).filter(usage_at__gte=lo, usage_at__lt=hi)
-    fields = {"day": TruncDate("usage_at", tzinfo=zone), "model": "model",
-              "key": "api_key_id", "kind": "kind"}
+    fields = {"day": TruncDate("usage_at", tzinfo=zone), "model": F("model"),
+              "key": F("api_key_id"), "kind": F("kind")}
     names = [g for g in GROUPS if g in group_by]
     rows = (lines.annotate(**{f"g_{g}": fields[g] for g in names})
             .values(*[f"g_{g}" for g in names])
