@@ -10,6 +10,10 @@ from potluck import extensions
 FEATURE_KEY = "billing"
 POLICY_KEY = "billing-budgets"
 REFRESHER_KEY = "billing-budgets"
+PANEL = extensions.ConsolePanel(
+    key="billing", title="Billing", api_path="/api/billing/status", order=300,
+    description="Spend by day and model, budgets, invoices and cost vs revenue "
+                "(metered billing).")
 
 
 def enable() -> None:
@@ -19,6 +23,7 @@ def enable() -> None:
     extensions.request_policies.register(POLICY_KEY, BudgetPolicy(), replace=True)
     extensions.usage_consumers.add(PricingConsumer(), replace=True)
     extensions.refreshers.register(REFRESHER_KEY, refresh, replace=True)
+    extensions.console_panels.register(PANEL.key, PANEL, replace=True)
 
 
 def disable() -> None:
@@ -27,3 +32,4 @@ def disable() -> None:
     extensions.request_policies.unregister(POLICY_KEY)
     extensions.usage_consumers.unregister(CONSUMER_NAME)
     extensions.refreshers.unregister(REFRESHER_KEY)
+    extensions.console_panels.unregister(PANEL.key)

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: LicenseRef-Potluck-Enterprise
-"""Called once from the enterprise app's ready(): billing's routes, ``potluck billing``,
-its console panel and its periodic tasks (always; each answers or works only while the
-licence grants "billing"). Touches no database."""
+"""Called once from the enterprise app's ready(): billing's routes, ``potluck billing`` and
+its periodic tasks (always; each answers or works only while the licence grants
+"billing"; the console panel comes with the feature, see ``feature``). Touches no
+database."""
 
 from __future__ import annotations
 
@@ -9,16 +10,6 @@ from typing import Any
 
 from potluck import extensions
 from potluck_enterprise.billing.cli import billing_group
-
-BILLING_PANEL = extensions.ConsolePanel(
-    key="billing",
-    title="Billing",
-    api_path="/api/billing/status",
-    order=300,
-    description="Spend by day and model, budgets, invoices and cost vs revenue "
-                "(metered billing).",
-)
-
 
 def _routes() -> list[Any]:
     from potluck_enterprise.billing.api import routes
@@ -30,7 +21,6 @@ def install() -> None:
     # replace=True: ready() may run again in one process (tests that reload apps).
     extensions.api_routes.register("billing", _routes, replace=True)
     extensions.cli_commands.register("billing", billing_group, replace=True)
-    extensions.console_panels.register(BILLING_PANEL.key, BILLING_PANEL, replace=True)
     from potluck.celery_app import app
     from potluck_enterprise.billing.tasks import BEAT_SCHEDULE
 
