@@ -11,6 +11,7 @@ from typing import Any
 from potluck import extensions
 from potluck_enterprise.billing.cli import billing_group
 
+
 def _routes() -> list[Any]:
     from potluck_enterprise.billing.api import routes
 
