@@ -14,7 +14,8 @@ Rules (stated once, used everywhere):
   total), and for display (``ROUND_HALF_EVEN`` to the minor unit).
 
 The minor unit (ISO 4217 "E" column) comes from ``MINOR_UNITS`` (currencies whose exponent
-is not 2); the code itself is checked against ISO 4217 with ``pycountry``.
+is not 2; every other code has 2). Codes are checked for ISO 4217's shape (three
+letters); no currency table is a dependency.
 """
 
 from __future__ import annotations
@@ -58,11 +59,9 @@ def currency() -> str:
 
 
 def check_currency(code: str) -> str:
-    import pycountry
-
     code = (code or "").upper()
-    if pycountry.currencies.get(alpha_3=code) is None:
-        raise MoneyError(f"{code!r} is not an ISO 4217 currency code")
+    if len(code) != 3 or not code.isascii() or not code.isalpha():
+        raise MoneyError(f"{code!r} is not an ISO 4217 currency code (three letters)")
     return code
 
 
