@@ -97,6 +97,8 @@ class CommittedUsageRecord:
     replica_id: uuid.UUID | None
     created_at: datetime
     recorded_at: datetime
+    # Of prompt_tokens, those served from the prefix cache (OpenAI's cached_tokens).
+    cached_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -231,8 +231,9 @@ SIGNIN_FAILURE_WINDOW_SECONDS = env.env_int("POTLUCK_SIGNIN_FAILURE_WINDOW_SECON
 SIGNIN_DEVICE_COOKIE_DAYS = env.env_int("POTLUCK_SIGNIN_DEVICE_DAYS", 365)
 
 # Invitations (potluck.accounts.invitations): how long a link works, where links point
-# (empty: the origin of the request that sent the invitation), and how mail goes out
-# (no POTLUCK_SMTP_HOST: nothing is mailed; the operator hands out links from the CLI).
+# (empty: the origin of the request that sent the invitation), and how mail goes out, for
+# invitations and alerts such as billing's budget warnings (no POTLUCK_SMTP_HOST: nothing
+# is mailed; the operator hands out invitation links from the CLI).
 INVITATION_DAYS = env.env_int("POTLUCK_INVITATION_DAYS", 7)
 PUBLIC_URL = env.env_str("POTLUCK_PUBLIC_URL", "") or ""
 EMAIL_BACKEND = env.env_str("POTLUCK_EMAIL_BACKEND",
@@ -244,6 +245,34 @@ EMAIL_HOST_PASSWORD = env.env_str("POTLUCK_SMTP_PASSWORD", "") or ""
 EMAIL_USE_TLS = env.env_bool("POTLUCK_SMTP_STARTTLS", True)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env.env_str("POTLUCK_EMAIL_FROM", "potluck@localhost")
+# Where django.core.mail.backends.filebased.EmailBackend (POTLUCK_EMAIL_BACKEND) writes.
+EMAIL_FILE_PATH = env.env_str("POTLUCK_EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
+# Metered billing (the enterprise edition's "billing" feature; defaults live here so that
+# the community edition never depends on enterprise settings). Money is in one currency
+# per installation (ISO 4217); budget periods and report days follow BILLING_TIME_ZONE.
+BILLING_CURRENCY = (env.env_str("POTLUCK_BILLING_CURRENCY", "USD") or "USD").upper()
+BILLING_TIME_ZONE = env.env_str("POTLUCK_BILLING_TIME_ZONE", "UTC") or "UTC"
+# Stripe: a secret key (sk_...), the webhook endpoint's signing secret (whsec_...), the
+# meter's event name, and optionally a metered price that linked customers subscribe to.
+BILLING_STRIPE_API_KEY = env.env_str("POTLUCK_BILLING_STRIPE_API_KEY", "") or ""
+BILLING_STRIPE_WEBHOOK_SECRET = env.env_str("POTLUCK_BILLING_STRIPE_WEBHOOK_SECRET", "") or ""
+BILLING_STRIPE_METER_EVENT = env.env_str("POTLUCK_BILLING_STRIPE_METER_EVENT",
+                                         "potluck_usage") or "potluck_usage"
+BILLING_STRIPE_PRICE_ID = env.env_str("POTLUCK_BILLING_STRIPE_PRICE_ID", "") or ""
+# Where the Stripe SDK sends calls (empty: Stripe's own hosts; tests point these at a fake).
+BILLING_STRIPE_API_BASE = env.env_str("POTLUCK_BILLING_STRIPE_API_BASE", "") or ""
+BILLING_STRIPE_METER_EVENTS_BASE = env.env_str("POTLUCK_BILLING_STRIPE_METER_EVENTS_BASE",
+                                               "") or ""
+BILLING_STRIPE_TIMEOUT_SECONDS = env.env_int("POTLUCK_BILLING_STRIPE_TIMEOUT_SECONDS", 20)
+# Meter event calls per second, over all senders (Stripe test mode allows 25).
+BILLING_STRIPE_CALLS_PER_SECOND = env.env_int("POTLUCK_BILLING_STRIPE_CALLS_PER_SECOND", 20)
+# A failed send is retried after this, doubling per failure in a row, up to the maximum.
+BILLING_STRIPE_RETRY_SECONDS = env.env_int("POTLUCK_BILLING_STRIPE_RETRY_SECONDS", 5)
+BILLING_STRIPE_RETRY_MAX_SECONDS = env.env_int("POTLUCK_BILLING_STRIPE_RETRY_MAX_SECONDS", 600)
+# A failed invoice payment: warn for this many days, then (if set) refuse inference until
+# an invoice is paid.
+BILLING_PAYMENT_GRACE_DAYS = env.env_int("POTLUCK_BILLING_PAYMENT_GRACE_DAYS", 7)
+BILLING_BLOCK_AFTER_GRACE = env.env_bool("POTLUCK_BILLING_BLOCK_AFTER_GRACE", True)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

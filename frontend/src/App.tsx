@@ -3,6 +3,7 @@ import { useQueryClient } from "@tanstack/react-query";
 import { Navigate, Route, Routes } from "react-router-dom";
 import { Layout } from "./components/Layout";
 import { Batches } from "./pages/Batches";
+import { Billing } from "./billing/Billing";
 import { Enterprise } from "./pages/Enterprise";
 import { FineTuning } from "./pages/FineTuning";
 import { Keys } from "./pages/Keys";
@@ -42,6 +43,7 @@ export function App() {
               <Route path="/fine-tuning" element={<FineTuning />} />
               <Route path="/batches" element={<Batches />} />
               <Route path="/usage" element={<Usage />} />
+              <Route path="/billing" element={<Billing />} />
               <Route path="/keys" element={<Keys />} />
               <Route path="/members" element={<Members />} />
               <Route path="/enterprise" element={<Enterprise />} />

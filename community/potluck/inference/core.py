@@ -29,7 +29,7 @@ from potluck.inference.catalog import Catalog, ModelEntry
 from potluck.inference.context import Caller, Outcome, RequestContext
 from potluck.inference.errors import InferenceError
 from potluck.inference.policies import PipelineSource, Policy, PolicyFailed, Refusal
-from potluck.inference.sse import StreamCut, StreamRelay, TransformerFailed
+from potluck.inference.sse import StreamCut, StreamRelay, TransformerFailed, cached_tokens
 from potluck.inference.upstream import (
     Attempt,
     NoReadyReplica,
@@ -314,10 +314,12 @@ def _read_usage(ctx: RequestContext, body: dict[str, Any]) -> None:
     if isinstance(usage, dict):
         ctx.prompt_tokens = _count(usage.get("prompt_tokens"))
         ctx.completion_tokens = _count(usage.get("completion_tokens"))
+        ctx.cached_tokens = cached_tokens(usage, ctx.prompt_tokens)
 
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
 
 
 def _check_max_tokens(body: dict[str, Any], entry: ModelEntry) -> None:

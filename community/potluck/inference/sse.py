@@ -139,6 +139,7 @@ class StreamRelay:
         self.saw_usage = True
         self.ctx.prompt_tokens = _count(usage.get("prompt_tokens"))
         self.ctx.completion_tokens = _count(usage.get("completion_tokens"))
+        self.ctx.cached_tokens = cached_tokens(usage, self.ctx.prompt_tokens)
         return True
 
     # -- the transformer path ---------------------------------------------------------
@@ -220,3 +221,12 @@ class StreamRelay:
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def cached_tokens(usage: dict[str, Any], prompt_tokens: int) -> int:
+    """OpenAI's ``usage.prompt_tokens_details.cached_tokens`` (vLLM reports it with
+    ``--enable-prompt-tokens-details``), never more than the prompt tokens; else 0."""
+    details = usage.get("prompt_tokens_details")
+    if not isinstance(details, dict):
+        return 0
+    return min(_count(details.get("cached_tokens")), prompt_tokens)

@@ -32,7 +32,7 @@ RECHECK_SECONDS = 3.0
 # The module that switches each feature (enable()/disable()); None: granted, nothing to switch.
 FEATURE_MODULES: dict[str, str | None] = {
     "sso": "potluck_enterprise.sso.feature",
-    "billing": None,
+    "billing": "potluck_enterprise.billing.feature",
     "credits": None,
     "compliance": None,
 }

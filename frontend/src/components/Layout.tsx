@@ -11,6 +11,7 @@ export const PAGES = [
   { path: "/fine-tuning", label: "Fine-tuning" },
   { path: "/batches", label: "Batches" },
   { path: "/usage", label: "Usage" },
+  { path: "/billing", label: "Billing" },
   { path: "/keys", label: "API keys" },
   { path: "/members", label: "Members" },
   { path: "/enterprise", label: "Enterprise" },
