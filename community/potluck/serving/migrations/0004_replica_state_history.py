@@ -40,7 +40,7 @@ DROP FUNCTION serving_replica_state_history();
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('serving', '0002_replica_adapters'),
+        ('serving', '0003_deployment_operator_args'),
     ]
 
     operations = [
