@@ -53,7 +53,7 @@ ADDRESS_PATTERNS = [
     ("US street address",
      rf"\b\d{{1,6}} (?:[NSEW]\.? )?(?:[A-Z][a-z]+ |\d{{1,3}}(?:st|nd|rd|th) ){{1,4}}"
      rf"(?:{_STREET_TYPES})\b\.?(?:,? (?:Apt|Suite|Ste|Unit|#) ?[A-Za-z0-9-]+)?"
-     r"(?:, (?:[A-Z][a-z]+ ){1,3}?[A-Z][a-z]+,? [A-Z]{2}(?: \d{5}(?:-\d{4})?)?)?", 0.8),
+     r"(?:, (?:[A-Z][a-z]+ ){0,3}?[A-Z][a-z]+,? [A-Z]{2}(?: \d{5}(?:-\d{4})?)?)?", 0.8),
 ]
 
 
@@ -92,8 +92,9 @@ class NameFinder:
                                        supported_languages=["en"])
 
     def scan(self, text: str, kinds: frozenset[str]) -> list[Match]:
-        entities = sorted({"PERSON"} & kinds | ({"ADDRESS", "LOCATION"} if "ADDRESS" in kinds
-                                                 else set()))
+        entities = sorted(kinds & {"PERSON", "ADDRESS"})
+        if "ADDRESS" in kinds and self.spacy_model:
+            entities.append("LOCATION")  # what a spaCy NER model calls places
         if not entities or not text.strip():
             return []
         results = self.analyzer.analyze(text=text, language="en", entities=entities,
