@@ -149,7 +149,8 @@ def date() -> str:
 
 
 TEMPLATES = {
-    "CARD": ["Please charge my card {v} for the order.", "The card on file is {v}, expiring next year.",
+    "CARD": ["Please charge my card {v} for the order.",
+             "The card on file is {v}, expiring next year.",
              "I paid with {v} yesterday but it was declined.", "Card number: {v}",
              "Can you refund the payment made with {v}?", "my visa {v} got blocked again"],
     "IBAN": ["Send the refund to IBAN {v} please.", "Our supplier's account is {v}.",
@@ -183,17 +184,19 @@ NEGATIVES = [
     lambda: f"We sold {rng.randint(1000, 9999)} units in {rng.randint(2001, 2024)}.",
     lambda: f"Call extension {rng.randint(100, 999)} for support.",
     lambda: f"The ratio was {rng.randint(1, 99)}.{rng.randint(1, 99)} percent last quarter.",
-    lambda: f"Part number {rng.randint(1000, 9999)}-{rng.randint(100, 999)}-{rng.randint(10, 99)} is out of stock.",
+    lambda: (f"Part number {rng.randint(1000, 9999)}-{rng.randint(100, 999)}-"
+             f"{rng.randint(10, 99)} is out of stock."),
     lambda: "Python 3.12 was released in October, with faster comprehensions.",
     lambda: f"Room {rng.randint(100, 999)} on floor {rng.randint(1, 30)} is free.",
 ]
 NAMES = [
-    lambda f, l: (f"Patient: {f} {l} was seen today.", [("PERSON", f"{f} {l}")]),
-    lambda f, l: (f"Dr. {f} {l} signed the discharge note.", [("PERSON", f"{f} {l}")]),
-    lambda f, l: (f"Please ask Mrs. {l} about the refill.", [("PERSON", l)]),
-    lambda f, l: (f"Name: {f} {l}", [("PERSON", f"{f} {l}")]),
-    lambda f, l: (f"I spoke with {f} {l} about the loan yesterday.", [("PERSON", f"{f} {l}")]),
-    lambda f, l: (f"{f} called to move the appointment.", [("PERSON", f)]),
+    lambda f, s: (f"Patient: {f} {s} was seen today.", [("PERSON", f"{f} {s}")]),
+    lambda f, s: (f"Dr. {f} {s} signed the discharge note.", [("PERSON", f"{f} {s}")]),
+    lambda f, s: (f"Please ask Mrs. {s} about the refill.", [("PERSON", s)]),
+    lambda f, s: (f"Name: {f} {s}", [("PERSON", f"{f} {s}")]),
+    lambda f, s: (f"I spoke with {f} {s} about the loan yesterday.",
+                  [("PERSON", f"{f} {s}")]),
+    lambda f, s: (f"{f} called to move the appointment.", [("PERSON", f)]),
 ]
 
 
