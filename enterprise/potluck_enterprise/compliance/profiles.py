@@ -201,7 +201,7 @@ def compiled(key: str, version: int, spec_json: str) -> Profile:
 
 
 def builtin_keys() -> list[str]:
-    return sorted(p.stem for p in BUILTIN_DIR.glob("*.json"))
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.json") if "." not in p.stem)
 
 
 def builtin_spec(key: str) -> dict[str, Any]:

@@ -76,3 +76,12 @@ def publish(org, base, profile_key: str = "finance", name: str = ""):
     return Variant.objects.create(organization=org, name=name, profile=profile, base=base,
                                   model=base, candidate_name=f"{name}@candidate-test",
                                   state=VariantState.PUBLISHED, published_at=timezone.now())
+
+
+@pytest.fixture
+def demo_base(db):
+    """A public base model registered by path (not served)."""
+    from potluck.registry.models import RegisteredModel, Source
+
+    return RegisteredModel.objects.create(name="potluck-base", source=Source.LOCAL,
+                                          path="/nonexistent/potluck-base")
