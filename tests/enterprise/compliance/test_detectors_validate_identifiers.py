@@ -75,3 +75,22 @@ def test_safe_harbor_kinds_and_generalisations():
     assert generalize("AGE", "93") == "90+"
     assert generalize("DATE", "March 3, 1961") == "1961"
     assert mask("4111 1111 1111 1111") == "**** **** **** 1111"
+
+
+def test_names_and_addresses_are_found_without_touching_the_network(monkeypatch):
+    import socket
+
+    from potluck_enterprise.compliance.names import NameFinder
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the names detector tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    finder = NameFinder()  # a fresh one: nothing loaded before the network was cut
+    found = finder.scan("Patient: Maria Okafor lives at 12 Cedar Lane, Austin, TX 78701; "
+                        "Dr. Wei Chen saw her. Ask Grace about it.",
+                        frozenset({"PERSON", "ADDRESS"}))
+    assert [(m.kind, m.value) for m in found] == [
+        ("PERSON", "Maria Okafor"), ("ADDRESS", "12 Cedar Lane, Austin, TX 78701"),
+        ("PERSON", "Wei Chen")]  # a bare first name needs an NER model (an operator's)
