@@ -31,7 +31,9 @@ def run(org: Organization, profile_key: str, base_name: str, *, api_base: str,
         f"(version {variant.profile.version}), base {variant.base.name}")
     if variant.fine_tune_job_id:
         say(f"fine-tuning: job {variant.fine_tune_job_id}")
+        started = time.monotonic()
         variant = _wait_for_fine_tune(variant, say, fine_tune_timeout)
+        say(f"fine-tune ended after {time.monotonic() - started:.0f} s")
         if variant.state == VariantState.FAILED:
             say(f"failed: {variant.error}")
             return variant
@@ -65,6 +67,7 @@ def evaluate(variant: Variant, *, api_base: str, say: Say = print) -> Variant:
                                           scopes=["inference"])
     say(f"evaluating {variant.candidate_name}: suite {suite['version']} "
         f"({len(suite['cases'])} cases) through {api_base}")
+    started = time.monotonic()
     try:
         result = gate.evaluate(gate.Target(api_base.rstrip("/"), secret,
                                            variant.candidate_name, variant.base.name),
@@ -77,6 +80,7 @@ def evaluate(variant: Variant, *, api_base: str, say: Say = print) -> Variant:
     finally:
         accounts.revoke_api_key(key)
     variant = services.conclude_gate(variant, _card(variant, result))
+    say(f"gate ran in {time.monotonic() - started:.0f} s")
     for check, score in result["scores"].items():
         say(f"  {check}: {_show(score)}")
     if variant.state == VariantState.PUBLISHED:

@@ -74,6 +74,7 @@ def test_build_call_audit_and_verify_a_finance_variant(tmp_path, demo_model_dir)
         assert built.returncode == 0, built.stderr[-4000:]
         assert built.stdout.strip() == "potluck-demo:finance"
         assert "published potluck-demo:finance" in built.stderr
+        print(built.stderr)
         card = json.loads(run(up, "compliance", "card", "potluck-demo:finance", "--org",
                               "default").stdout)
         assert card["state"] == "published" and card["adapter"].startswith(
