@@ -238,7 +238,8 @@ class ModelAlias:
     ``attributes`` reach policies as ``ctx.entry.attributes`` (e.g. the enterprise
     edition's compliance profile of a variant such as ``potluck-demo:finance``). An alias
     whose target is not served is left out; an organization's own model of the same
-    name wins over a public alias, like any public model.
+    name wins over a public alias, like any public model. Once its provider is
+    unregistered, an alias is no longer served, even before the next refresh.
     """
 
     name: str
@@ -319,12 +320,13 @@ def record_admin_event(action: str, *, organization_id: Any = None, actor: str =
         sink(event)
 
 
-def model_aliases_now() -> list[ModelAlias]:
-    """Every registered provider's aliases; a provider that raises is logged and skipped."""
-    found: list[ModelAlias] = []
+def model_aliases_now() -> list[tuple[str, ModelAlias]]:
+    """(provider key, alias) of every registered provider's aliases; a provider that
+    raises is logged and skipped."""
+    found: list[tuple[str, ModelAlias]] = []
     for key, provide in model_aliases.items():
         try:
-            found.extend(provide())
+            found.extend((key, alias) for alias in provide())
         except Exception:
             log.exception("model alias provider %r failed", key)
     return found

@@ -32,6 +32,7 @@ class ModelEntry:
     served_name: str = ""  # the name the replicas know it by (adapters: their own)
     # What an extension's model alias attached (``extensions.ModelAlias.attributes``).
     attributes: dict[str, Any] = field(default_factory=dict, compare=False)
+    provider: str = ""  # the ``extensions.model_aliases`` key of an alias, else ""
 
     def __post_init__(self) -> None:
         if not self.served_name:
@@ -102,13 +103,13 @@ def _add_aliases(snapshot: Snapshot) -> None:
     if not aliases:
         return
     by_id = {entry.id: entry for group in snapshot.models.values() for entry in group}
-    for alias in aliases:
+    for provider, alias in aliases:
         target = by_id.get(alias.target_id)
         if target is None:
             continue  # not served (undeployed, or an adapter whose base has no LoRA)
         snapshot.models.setdefault(alias.name, []).append(replace(
             target, name=alias.name, organization_id=alias.organization_id,
-            attributes=dict(alias.attributes)))
+            attributes=dict(alias.attributes), provider=provider))
 
 
 class Catalog:
@@ -130,6 +131,8 @@ class Catalog:
         """The org's own model of that name first, else a public one; never another org's."""
         public = None
         for entry in self.snapshot.models.get(name, ()):
+            if entry.provider and extensions.model_aliases.get(entry.provider) is None:
+                continue  # its provider went away (e.g. a licence lapsed): not served
             if entry.organization_id == organization_id:
                 return entry
             if entry.organization_id is None:

@@ -14,7 +14,23 @@ GUARDRAILS_KEY = "compliance-guardrails"
 AUDIT_KEY = "compliance-audit"
 ALIASES_KEY = "compliance-variants"
 SINK_KEY = "audit-log"
-OFF_KEY = "compliance-off"
+
+PANELS = (
+    extensions.ConsolePanel(
+        key="compliance-profiles", title="Compliance profiles",
+        api_path="/api/compliance/profiles", order=500,
+        description="Detectors and their actions per direction, topic rules, the "
+                    "disclaimer and retention of each profile."),
+    extensions.ConsolePanel(
+        key="compliance-variants", title="Compliance variants",
+        api_path="/api/compliance/variants", order=510,
+        description="Variants, their builds and model cards (gate scores, suite, base, "
+                    "adapter, failing cases)."),
+    extensions.ConsolePanel(
+        key="audit-log", title="Audit log", api_path="/api/audit/entries", order=520,
+        description="The organization's hash-chained audit log, and its signed "
+                    "checkpoints."),
+)
 
 
 def enable() -> None:
@@ -25,19 +41,19 @@ def enable() -> None:
     # A variant must never be served without its guardrails: they are in place before a
     # catalogue refresh can see any variant name.
     extensions.request_policies.register(GUARDRAILS_KEY, Guardrails(), replace=True)
-    extensions.request_policies.unregister(OFF_KEY)
     extensions.request_policies.register(AUDIT_KEY, AuditTrail(), replace=True)
     extensions.admin_event_sinks.register(SINK_KEY, record_admin_event, replace=True)
     extensions.model_aliases.register(ALIASES_KEY, variant_aliases, replace=True)
+    for panel in PANELS:
+        extensions.console_panels.register(panel.key, panel, replace=True)
 
 
 def disable() -> None:
-    from potluck_enterprise.compliance.policy import VariantsOff
-
-    # Until the next catalogue refresh drops the variant names, requests to them are
-    # refused rather than served without guardrails.
-    extensions.request_policies.register(OFF_KEY, VariantsOff(), replace=True)
+    # The names first: a catalogue stops serving an alias as soon as its provider is
+    # unregistered, so no new request reaches a variant without its guardrails.
     extensions.model_aliases.unregister(ALIASES_KEY)
+    for panel in PANELS:
+        extensions.console_panels.unregister(panel.key)
     extensions.admin_event_sinks.unregister(SINK_KEY)
     extensions.request_policies.unregister(AUDIT_KEY)
     extensions.request_policies.unregister(GUARDRAILS_KEY)

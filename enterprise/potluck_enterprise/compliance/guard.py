@@ -27,8 +27,10 @@ from potluck_enterprise.compliance.detectors import (
 from potluck_enterprise.compliance.profiles import Profile, TopicRule
 
 # A match this close to the end of text that is still arriving may grow (more digits, a
-# longer domain), so it is acted on only once text beyond it has come, or at the end.
+# longer domain; an address's city, state and ZIP; a name's last word), so it is acted
+# on only once this much text beyond it has come, or at the end. Characters.
 SETTLE_MARGIN = 4
+SETTLE_MARGINS = {"ADDRESS": 40, "PERSON": 16}
 # Safe Harbor: three-digit ZIP prefixes whose area had 20,000 people or fewer (HHS's
 # de-identification guidance, 2000 census); they become 000.
 SMALL_ZIP3 = frozenset({"036", "059", "063", "102", "203", "556", "692", "790", "821", "823",
@@ -57,6 +59,9 @@ class Findings:
     _pseudonyms: dict[bytes, str] = field(default_factory=dict, repr=False)
     _per_kind: Counter[str] = field(default_factory=Counter, repr=False)
     _flagged: set[bytes] = field(default_factory=set, repr=False)
+    # Names found in this request (after a title or a label), so that a later bare
+    # mention of the same name is caught too. In memory only, gone with the request.
+    _names: set[str] = field(default_factory=set, repr=False)
 
     def fingerprint(self, kind: str, value: str) -> bytes:
         return hmac.new(self._key, f"{kind}\x00{value}".encode(), hashlib.sha256).digest()
@@ -135,8 +140,9 @@ class Guard:
             return text
         out: list[str] = []
         last = 0
-        for match in self.scan(text):
-            if not final and match.end > len(text) - SETTLE_MARGIN:
+        for match in self._with_known_names(self.scan(text), text, findings):
+            margin = SETTLE_MARGINS.get(match.kind, SETTLE_MARGIN)
+            if not final and match.end > len(text) - margin:
                 break
             action = self.profile.action(match.kind, self.direction)
             if action == "allow":
@@ -157,6 +163,19 @@ class Guard:
             last = match.end
         out.append(text[last:])
         return "".join(out)
+
+    def _with_known_names(self, found: list[Match], text: str, findings: Findings
+                          ) -> list[Match]:
+        if "PERSON" not in self.nlp_kinds:
+            return found
+        findings._names.update(m.value for m in found if m.kind == "PERSON")
+        if not findings._names:
+            return found
+        pattern = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in sorted(
+            findings._names, key=len, reverse=True)) + r")\b")
+        extra = [Match(m.start(), m.end(), "PERSON", m.group(0))
+                 for m in pattern.finditer(text)]
+        return resolve_overlaps([*found, *extra])
 
     @staticmethod
     def _replacement(match: Match, action: str, findings: Findings) -> str:

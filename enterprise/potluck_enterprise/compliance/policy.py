@@ -152,19 +152,6 @@ class Guardrails(Policy):
         return GuardedStream(record)
 
 
-class VariantsOff(Policy):
-    """Left in place when the feature switches off: a variant name still in a catalogue
-    (for up to a refresh) is refused, never served without its guardrails."""
-
-    name = "compliance-off"
-    order = 300
-
-    async def on_request(self, ctx: RequestContext) -> None:
-        if variant_of(ctx) is not None:
-            raise Refusal("Compliance variants need a licence that grants the 'compliance' "
-                          "feature.", status=403, code="feature_not_licensed")
-
-
 class GuardedStream(TextTransformer):
     """A stream through one profile's response guardrails (see the module docstring)."""
 

@@ -46,6 +46,10 @@ def test_an_alias_routes_to_its_targets_replicas_for_its_org_only(db, org, other
     assert catalog.resolve("idle-m:finance", str(org.id)) is None  # not served
     assert catalog.resolve("base-m", str(org.id)).attributes == {}
 
+    extensions.model_aliases.unregister("test-aliases")  # e.g. the feature switched off
+    assert catalog.resolve("base-m:finance", str(org.id)) is None  # before any refresh
+    assert catalog.resolve("base-m", str(org.id)) is not None
+
 
 def test_a_broken_alias_provider_leaves_the_catalogue_working(db, org, alias_provider):
     def broken() -> list[extensions.ModelAlias]:
