@@ -6,8 +6,6 @@ refresh), so no request reaches a variant without its guardrails. Nothing is del
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from conftest import publish
 
 from potluck import extensions
