@@ -6,7 +6,7 @@ refresh), so no request reaches a variant without its guardrails. Nothing is del
 
 from __future__ import annotations
 
-from conftest import publish
+from compliance_helpers import publish
 
 from potluck import extensions
 from potluck.inference.catalog import Catalog, load_snapshot

@@ -14,7 +14,7 @@ import time
 
 import openai
 import pytest
-from conftest import publish
+from compliance_helpers import publish
 from gateway_harness import wait_until_listed
 
 pytestmark = pytest.mark.slow
