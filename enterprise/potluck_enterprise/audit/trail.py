@@ -22,7 +22,7 @@ from potluck import extensions
 from potluck.inference.context import RequestContext
 from potluck.inference.policies import Policy
 from potluck_enterprise.audit import services
-from potluck_enterprise.compliance.policy import STATE_KEY, RequestRecord
+from potluck_enterprise.compliance.policy import STATE_KEY, RequestRecord, variant_of
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,10 @@ class AuditTrail(Policy):
     async def on_finish(self, ctx: RequestContext) -> None:
         record = ctx.state.get(STATE_KEY)
         if not isinstance(record, RequestRecord):
-            return
+            info = variant_of(ctx)
+            if info is None:
+                return
+            record = RequestRecord(info)  # refused before the guardrails (e.g. a limit)
         if not record.answer_sha256 and record.answer_sent:
             record.seal_answer()
         loop = asyncio.get_running_loop()

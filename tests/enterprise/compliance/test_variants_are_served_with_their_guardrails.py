@@ -103,9 +103,23 @@ def test_a_finance_variant_guards_both_ways_and_is_audited(
     assert upstream.bodies[-1]["messages"][0]["content"] == f"card {CARD}"
     assert plain.choices[0].message.content == f"Card {CARD}."
 
+    # A request refused by a limit, before the guardrails, is still in the audit log.
+    from potluck.accounts.models import ApiKey
+
+    limited = key_for(org, ["inference"], name="limited")
+    ApiKey.objects.filter(name="limited").update(rpm_limit=1)
+    limited_client = openai.OpenAI(base_url=licensed_gateway.v1, api_key=limited,
+                                   max_retries=0, timeout=20)
+    upstream.behaviour.pieces = ["fine."]
+    limited_client.chat.completions.create(model="demo:finance", messages=[
+        {"role": "user", "content": "one"}])
+    with pytest.raises(openai.RateLimitError):
+        limited_client.chat.completions.create(model="demo:finance", messages=[
+            {"role": "user", "content": "two"}])
+
     # Audit: every variant request (served and blocked), none of the base's; no values.
     deadline = time.monotonic() + 10
-    while AuditEntry.objects.filter(action="inference.request").count() < 7:
+    while AuditEntry.objects.filter(action="inference.request", data__status=429).count() < 1:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     entries = list(AuditEntry.objects.filter(action="inference.request").order_by("seq"))
@@ -116,6 +130,7 @@ def test_a_finance_variant_guards_both_ways_and_is_audited(
     assert first["profile"] == "finance" and first["status"] == 200
     assert len(first["prompt_sha256"]) == 64 and len(first["answer_sha256"]) == 64
     assert [e.data["blocked"] for e in entries[2:4]] == ["SSN", "personalised-investment-advice"]
+    assert entries[-1].data["status"] == 429 and entries[-1].data["outcome"] == "refused"
     dumped = json.dumps([e.data for e in entries]) + licensed_gateway.log_path.read_text()
     for value in ("4111", SSN, "jo@example.com", "DE89 3704"):
         assert value not in dumped
