@@ -104,10 +104,11 @@ describe("Compliance", () => {
       .toHaveAttribute("href", "/api/audit/export");
   });
 
-  it("says what the server said when the feature is not licensed", async () => {
+  it("explains the page when the feature is not licensed, with what the server said", async () => {
     fakeServer(() => ({ status: 403, body: { detail: "compliance variants need an enterprise licence" } }));
     renderPage(<Compliance />);
-    expect((await screen.findAllByRole("alert"))[0])
-      .toHaveTextContent("compliance variants need an enterprise licence");
+    expect(await screen.findByText("Compliance variants are not available here")).toBeInTheDocument();
+    expect(screen.getByRole("alert")).toHaveTextContent("compliance variants need an enterprise licence");
+    expect(screen.queryByRole("region", { name: "Audit log" })).toBeNull();
   });
 });

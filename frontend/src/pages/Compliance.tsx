@@ -2,7 +2,7 @@
 /** Compliance (enterprise): profiles, variants with their model cards, and the audit log. */
 import { useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { api } from "../api/client";
+import { api, ApiError } from "../api/client";
 import { ago, ErrorMessage, EmptyState, Section } from "../components/ui";
 
 export interface DetectorActions { request: string; response: string }
@@ -184,6 +184,19 @@ export function Compliance() {
     queryFn: () => api<{ data: Profile[] }>("/api/compliance/profiles") });
   const variants = useQuery({ queryKey: ["compliance-variants"],
     queryFn: () => api<{ data: VariantCard[] }>("/api/compliance/variants") });
+  const missing = profiles.error instanceof ApiError && [403, 404].includes(profiles.error.status);
+  if (missing) {
+    return (
+      <>
+        <h1>Compliance</h1>
+        <EmptyState title="Compliance variants are not available here">
+          They are part of the enterprise edition and need a licence that grants the
+          “compliance” feature (an operator installs it with <code>potluck license install</code>).
+        </EmptyState>
+        <ErrorMessage error={profiles.error} />
+      </>
+    );
+  }
   return (
     <>
       <h1>Compliance</h1>
