@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 ENGINE := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 PYTEST_ARGS ?=
 
-.PHONY: run test install system-deps lint frontend frontend-test clean bench-gateway bench-usage bench-finetune bench-billing
+.PHONY: run test install system-deps lint frontend frontend-test clean bench-gateway bench-usage bench-finetune bench-billing bench-compliance
 
 run: install frontend
 	$(VENV)/bin/potluck up
@@ -80,3 +80,8 @@ bench-finetune: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+bench-compliance: install
+	rm -rf $(BENCH_DIR)-compliance
+	POTLUCK_DATA_DIR=$(CURDIR)/$(BENCH_DIR)-compliance $(VENV)/bin/potluck services run -- \
+		$(PY) bench/compliance/run.py && rm -rf $(BENCH_DIR)-compliance

@@ -4,6 +4,7 @@ import { Navigate, Route, Routes } from "react-router-dom";
 import { Layout } from "./components/Layout";
 import { Batches } from "./pages/Batches";
 import { Billing } from "./billing/Billing";
+import { Compliance } from "./pages/Compliance";
 import { Enterprise } from "./pages/Enterprise";
 import { FineTuning } from "./pages/FineTuning";
 import { Keys } from "./pages/Keys";
@@ -47,6 +48,7 @@ export function App() {
               <Route path="/keys" element={<Keys />} />
               <Route path="/members" element={<Members />} />
               <Route path="/enterprise" element={<Enterprise />} />
+              <Route path="/compliance" element={<Compliance />} />
               <Route path="*" element={<Navigate to="/" replace />} />
             </Routes>
           </Layout>

@@ -122,7 +122,10 @@ def add_member(org: Organization, email: str, role: str, *, granted_by_owner: bo
     if Membership.objects.filter(organization=org, user=user).exists():
         raise Conflict(f"{user.email} is already a member", field="email")
     extensions.check_member_policies(org, user.email, wanted.value)
-    return Membership.objects.create(organization=org, user=user, role=wanted)
+    membership = Membership.objects.create(organization=org, user=user, role=wanted)
+    extensions.record_admin_event("member.added", organization_id=org.id,
+                                  target=f"user:{user.id}", details={"role": wanted.value})
+    return membership
 
 
 def _owner_count(org: Organization) -> int:
@@ -140,8 +143,12 @@ def change_role(membership: Membership, role: str, *, granted_by_owner: bool) ->
     if (membership.role == Role.OWNER and wanted != Role.OWNER
             and _owner_count(membership.organization) <= 1):
         raise Conflict("an organization must keep at least one owner", field="role")
+    previous = membership.role
     membership.role = wanted
     membership.save(update_fields=["role"])
+    extensions.record_admin_event(
+        "member.role_changed", organization_id=membership.organization_id,
+        target=f"user:{membership.user_id}", details={"from": previous, "to": wanted.value})
     return membership
 
 
@@ -153,6 +160,8 @@ def remove_member(membership: Membership, *, removed_by_owner: bool) -> None:
         if _owner_count(membership.organization) <= 1:
             raise Conflict("an organization must keep at least one owner")
     membership.delete()
+    extensions.record_admin_event("member.removed", organization_id=membership.organization_id,
+                                  target=f"user:{membership.user_id}")
 
 
 def _clean_scopes(scopes: list[str] | None) -> list[str]:
@@ -195,6 +204,11 @@ def create_api_key(
                     organization=org, name=name, lookup=lookup, secret_hash=keys.hash_key(raw),
                     scopes=clean_scopes, expires_at=expires_at, created_by=created_by,
                 )
+                extensions.record_admin_event(
+                    "api_key.created", organization_id=org.id,
+                    actor=f"user:{created_by.id}" if created_by else "",
+                    target=f"key:{key.display_prefix}",
+                    details={"name": name, "scopes": clean_scopes})
         except IntegrityError:
             continue
         log.info("api key created: org=%s prefix=%s", org.slug, key.display_prefix)
@@ -202,10 +216,13 @@ def create_api_key(
     raise Conflict("could not allocate a unique key; try again")
 
 
+@transaction.atomic
 def revoke_api_key(key: ApiKey) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+        extensions.record_admin_event("api_key.revoked", organization_id=key.organization_id,
+                                      target=f"key:{key.display_prefix}")
         log.info("api key revoked: prefix=%s", key.display_prefix)
     return key
 

@@ -8,11 +8,13 @@ refreshes routing is a dictionary lookup.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import orjson
 from django.db.models import Q
 
+from potluck import extensions
 from potluck.registry.models import RegisteredModel
 from potluck.serving.adapters import server_name
 from potluck.serving.models import Deployment, DeploymentState, Replica, ReplicaState
@@ -28,6 +30,9 @@ class ModelEntry:
     context_length: int | None
     created: int
     served_name: str = ""  # the name the replicas know it by (adapters: their own)
+    # What an extension's model alias attached (``extensions.ModelAlias.attributes``).
+    attributes: dict[str, Any] = field(default_factory=dict, compare=False)
+    provider: str = ""  # the ``extensions.model_aliases`` key of an alias, else ""
 
     def __post_init__(self) -> None:
         if not self.served_name:
@@ -76,6 +81,7 @@ def load_snapshot() -> Snapshot:
             context_length=m.context_length, created=int(m.created_at.timestamp()),
             served_name=server_name(m.id) if m.base_id else m.name)
         snapshot.models.setdefault(m.name, []).append(entry)
+    _add_aliases(snapshot)
     for r in Replica.objects.filter(state=ReplicaState.READY, deployment__model_id__in=base_ids,
                                     deployment__state=DeploymentState.ACTIVE
                                     ).values("id", "host", "port", "deployment__model_id",
@@ -89,6 +95,21 @@ def load_snapshot() -> Snapshot:
                                                                                flat=True):
         snapshot.replica_states[row] = snapshot.replica_states.get(row, 0) + 1
     return snapshot
+
+
+def _add_aliases(snapshot: Snapshot) -> None:
+    """Extensions' model aliases, each routed like the served model it names."""
+    aliases = extensions.model_aliases_now()
+    if not aliases:
+        return
+    by_id = {entry.id: entry for group in snapshot.models.values() for entry in group}
+    for provider, alias in aliases:
+        target = by_id.get(alias.target_id)
+        if target is None:
+            continue  # not served (undeployed, or an adapter whose base has no LoRA)
+        snapshot.models.setdefault(alias.name, []).append(replace(
+            target, name=alias.name, organization_id=alias.organization_id,
+            attributes=dict(alias.attributes), provider=provider))
 
 
 class Catalog:
@@ -110,6 +131,8 @@ class Catalog:
         """The org's own model of that name first, else a public one; never another org's."""
         public = None
         for entry in self.snapshot.models.get(name, ()):
+            if entry.provider and extensions.model_aliases.get(entry.provider) is None:
+                continue  # its provider went away (e.g. a licence lapsed): not served
             if entry.organization_id == organization_id:
                 return entry
             if entry.organization_id is None:

@@ -34,7 +34,7 @@ FEATURE_MODULES: dict[str, str | None] = {
     "sso": "potluck_enterprise.sso.feature",
     "billing": "potluck_enterprise.billing.feature",
     "credits": None,
-    "compliance": None,
+    "compliance": "potluck_enterprise.compliance.feature",
 }
 
 

@@ -15,6 +15,7 @@ export const PAGES = [
   { path: "/keys", label: "API keys" },
   { path: "/members", label: "Members" },
   { path: "/enterprise", label: "Enterprise" },
+  { path: "/compliance", label: "Compliance" },
 ];
 
 export function Layout({ children }: { children: ReactNode }) {
