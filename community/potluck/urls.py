@@ -20,4 +20,5 @@ urlpatterns = [
     path("api/auth/", include("rest_framework.urls")),
     path("api/", include("potluck.api_urls")),
     path("v1/", include("potluck.openai_api.urls")),
+    re_path(console.NOT_FOUND_PATTERN, console.not_found, name="console-not-found"),
 ]
