@@ -4,7 +4,9 @@
 The console's assets are static files (``/static/console/…``, served by whitenoise, which
 indexes them when the web process starts: rebuild, then restart). This view only hands out
 the page that loads them. Until the console is built, ``/`` is the landing page that says
-so and links to what works.
+so and links to what works. Any other page address outside the API, the gateway, static
+files and admin gets the same page with status 404, and the console shows its own "page
+not found" with its navigation.
 """
 
 from __future__ import annotations
