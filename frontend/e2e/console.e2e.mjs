@@ -144,7 +144,7 @@ try {
   await step("overview shows the node and a READY replica", async () => {
     await page.getByRole("region", { name: "Nodes" }).getByRole("cell").first().waitFor();
     await page.getByRole("region", { name: "Deployments and replicas" })
-      .getByText("READY").first().waitFor({ timeout: 240_000 });
+      .getByText("READY", { exact: true }).first().waitFor({ timeout: 240_000 });
     assert.ok(await page.getByRole("list", { name: "CPU features" }).first()
       .getByRole("listitem").count() > 0, "CPU features listed one by one");
     await shot("02-overview");
@@ -405,7 +405,7 @@ try {
     await shot("11-members");
     await confirmAfterKeeping(() => page.getByRole("button", { name: `Remove ${MEMBER}` }).click(),
       `Remove ${MEMBER}?`, "Remove", /lose access/);
-    await page.getByRole("cell", { name: MEMBER }).waitFor({ state: "detached" });
+    await page.getByRole("cell", { name: MEMBER, exact: true }).waitFor({ state: "detached" });
   });
 
   await step("enterprise page", async () => {
@@ -458,7 +458,7 @@ try {
     const menu = page.getByRole("button", { name: "Menu", exact: true });
     const bar = await menu.boundingBox();
     assert.ok(bar && bar.y + bar.height < 80, "the top bar is short");
-    await page.getByRole("region", { name: "Deployments and replicas" }).getByText("READY").first().waitFor();
+    await page.getByRole("region", { name: "Deployments and replicas" }).getByText("READY", { exact: true }).first().waitFor();
     await noSidewaysScroll("Overview");
     await shot("02-overview");
     await menu.click();

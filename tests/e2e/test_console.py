@@ -74,6 +74,7 @@ def test_the_console_end_to_end_in_a_real_browser(tmp_path: Path, demo_model_dir
                  "TEAM_MODEL": TEAM_MODEL, "PASSWORD": PASSWORD, "ARTIFACTS": str(ARTIFACTS),
                  "CHROMIUM": str(CHROMIUM)})
         print(browser.stdout)
+        print(browser.stderr[-4000:])  # the failing step's error, whole
         assert browser.returncode == 0, (browser.stdout[-4000:], browser.stderr[-4000:],
                                          up.output()[-3000:])
         shots = {p.name for p in ARTIFACTS.glob("*.png")}

@@ -207,11 +207,11 @@ function JobDetail({ jobId, files }: { jobId: string; files?: FileObject[] }) {
 
   if (job.isError && job.error instanceof ApiError && job.error.status === 404) {
     return (
-      <Section title="Job not found">
-        <h2 ref={heading} tabIndex={-1} className="sr-only">Job not found</h2>
+      <section className="card" aria-label="Job" id="job-detail">
+        <header className="card-head"><h2 ref={heading} tabIndex={-1}>Job not found</h2></header>
         <EmptyState title={`No fine-tuning job ${jobId} in this organization`}>
           Choose one from the list above.</EmptyState>
-      </Section>
+      </section>
     );
   }
   const j = job.data;
