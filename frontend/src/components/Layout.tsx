@@ -2,7 +2,7 @@
 import { useEffect, useRef, useState, type ReactNode } from "react";
 import { NavLink, useLocation } from "react-router-dom";
 import { api } from "../api/client";
-import { forgetPlaygroundKeys } from "../pages/Playground";
+import { forgetPlaygroundKeys } from "../api/playgroundKey";
 import { rememberOrg, useSession } from "../session";
 
 export const PAGES = [

@@ -138,7 +138,7 @@ export function Progress({ job, curve }: { job: FineTuneJob; curve?: LossCurve }
   return (
     <div className="progress" data-testid="job-progress">
       <progress max={total} value={step} aria-label="Training progress" />
-      <span>Step {step} of {total}{latest.epoch ? ` · epoch ${latest.epoch}` : ""}
+      <span>Step {step} of {total}{latest.epoch ? ` · epoch ${Math.max(1, Math.ceil(latest.epoch))}` : ""}
         {left !== null ? ` · about ${duration(left)} left` : ""}</span>
     </div>
   );
@@ -156,7 +156,7 @@ export function LossChart({ curve }: { curve?: LossCurve }) {
       <ResponsiveContainer width="100%" height={240}>
         <LineChart data={points} margin={{ top: 8, right: 16, bottom: 16, left: 0 }}>
           <CartesianGrid strokeDasharray="3 3" />
-          <XAxis dataKey="step" type="number" domain={["dataMin", "dataMax"]}
+          <XAxis dataKey="step" type="number" domain={["dataMin", "dataMax"]} allowDecimals={false}
             label={{ value: "step", position: "insideBottom", offset: -8 }} />
           <YAxis />
           <Tooltip />

@@ -8,38 +8,12 @@ import { listModels, streamChat, type ChatMessage, type ChatParams, type ChatRes
   from "../api/chat";
 import { curlSnippet, pythonSnippet } from "../api/snippets";
 import type { ApiKey } from "../api/types";
+import { keyStorage, readKey, type StoredKey } from "../api/playgroundKey";
 import { Busy, CopyButton, EmptyState, FieldError, Loading, Section, modelLabel }
   from "../components/ui";
 import { useSession } from "../session";
 
-const KEY_STORAGE = "potluck.playground-key.";
 export const MAX_TOKENS_LIMIT = 4096;
-
-interface StoredKey { secret: string; issued: boolean; expiresAt: string | null }
-
-function keyStorage(user: number | string, org: string): string {
-  return `${KEY_STORAGE}${user}.${org}`;
-}
-
-/** Sign-out forgets every Playground key this browser holds. */
-export function forgetPlaygroundKeys(): void {
-  for (const store of [localStorage, sessionStorage]) {
-    for (const name of Object.keys(store)) {
-      if (name.startsWith(KEY_STORAGE)) store.removeItem(name);
-    }
-  }
-}
-
-function readKey(name: string): StoredKey | null {
-  try {
-    const stored = JSON.parse(localStorage.getItem(name) ?? "null") as StoredKey | null;
-    if (!stored?.secret) return null;
-    if (stored.expiresAt && Date.parse(stored.expiresAt) <= Date.now() + 60_000) return null;
-    return stored;
-  } catch {
-    return null;
-  }
-}
 
 /**
  * The gateway takes API keys only. The Playground's key is the person's one "console
@@ -218,7 +192,9 @@ export function Playground() {
     );
   }
 
-  const notListed = model && models.data && !listed.includes(model);
+  // A model asked for by the address (e.g. "Try it in the Playground") stays chosen while
+  // the list loads; once loaded, it says whether the gateway lists it.
+  const notListed = Boolean(model) && !listed.includes(model);
   return (
     <>
       <h1>Playground</h1>
@@ -276,7 +252,7 @@ export function Playground() {
           <label htmlFor="pg-model">Model or adapter</label>
           <select id="pg-model" value={chosen} onChange={(e) => setModel(e.target.value)}
             title={chosen} className="wide">
-            {notListed ? <option value={model}>{modelLabel(model)} (not deployed)</option> : null}
+            {notListed ? <option value={model}>{modelLabel(model)}{models.data ? " (not deployed)" : ""}</option> : null}
             {listed.map((m) => <option key={m} value={m} title={m}>{modelLabel(m)}</option>)}
           </select>
           {chosen !== modelLabel(chosen) ? <p className="muted small" data-testid="model-name">

@@ -71,7 +71,7 @@ describe("Destructive actions ask first", () => {
       if (call.url.startsWith("/api/fine-tuning/jobs/ftjob-1/metrics")) {
         return { body: { job_id: "ftjob-1", status: "running", estimated_finish: null,
           steps_recorded: 54, bucket_steps: 1, points: [{ step: 54, train_loss: 1, valid_loss: null }],
-          latest: { step: 54, total_steps: 104, epoch: 7, eta_seconds: 80 } } };
+          latest: { step: 54, total_steps: 104, epoch: 6.75, eta_seconds: 80 } } };
       }
       return { body: { data: [], results: [] } };
     });

@@ -175,4 +175,27 @@ describe("Playground", () => {
     expect(await screen.findByText("No model is deployed")).toBeInTheDocument();
     expect(screen.getByRole("button", { name: "Send" })).toBeDisabled();
   });
+
+  it("forgets the key when the person signs out", async () => {
+    haveKey();
+    let signedIn = true;
+    fakeServer((call) => {
+      if (call.url === "/api/session" && call.method === "DELETE") {
+        signedIn = false;
+        return { status: 204 };
+      }
+      if (call.url === "/api/session") {
+        return { body: signedIn ? SESSION : { ...SESSION, authenticated: false, user: null,
+          organizations: [] } };
+      }
+      if (call.url.startsWith("/api/session/providers")) return { body: { providers: [] } };
+      if (call.url === "/v1/models") return { body: { data: [{ id: "potluck-demo" }] } };
+      return { body: {} };
+    });
+    renderApp("/playground");
+    await screen.findByLabelText("Message");
+    await userEvent.click(screen.getByRole("button", { name: "Sign out" }));
+    expect(await screen.findByRole("heading", { name: "Sign in to Potluck" })).toBeInTheDocument();
+    expect(localStorage.getItem(KEY)).toBeNull();
+  });
 });
