@@ -462,8 +462,10 @@ try {
     await noSidewaysScroll("Overview");
     await shot("02-overview");
     await menu.click();
+    await nav().getByRole("link", { name: "Models" }).waitFor();
     await shot("00-menu");
-    await menu.click();
+    await page.getByRole("button", { name: "Close menu" }).click();
+    await nav().getByRole("link", { name: "Models" }).waitFor({ state: "hidden" });
 
     await go("Models");
     await page.getByText("potluck-demo", { exact: false }).first().waitFor();

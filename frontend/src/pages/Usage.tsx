@@ -107,7 +107,7 @@ export function Usage() {
                       </ResponsiveContainer>
                       <ResponsiveContainer width="100%" height={200}>
                         <LineChart data={days.map((d) => (d.requests ? d : { day: d.day }))}>
-                          <CartesianGrid strokeDasharray="3 3" /><XAxis dataKey="day" /><YAxis unit=" ms" /><Tooltip /><Legend />
+                          <CartesianGrid strokeDasharray="3 3" /><XAxis dataKey="day" /><YAxis unit=" ms" width={72} /><Tooltip /><Legend />
                           <Line dataKey="latency_p50_ms" name="p50" stroke="#1d4ed8" isAnimationActive={false} />
                           <Line dataKey="latency_p95_ms" name="p95" stroke="#d97706" isAnimationActive={false} />
                           <Line dataKey="latency_p99_ms" name="p99" stroke="#dc2626" isAnimationActive={false} />
