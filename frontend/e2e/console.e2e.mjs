@@ -80,6 +80,8 @@ async function step(name, body) {
 async function shot(name) {
   const size = page.viewportSize();
   const kind = size && size.width <= PHONE.width ? "phone" : "desktop";
+  // From the top: a full-page capture draws the sticky top bar where the page is scrolled.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(ARTIFACTS, `${kind}-${name}.png`), fullPage: true });
 }
 
