@@ -22,7 +22,9 @@ from potluck.accounts.invitations_api import (
     TokenDeclineView,
     TokenInvitationView,
 )
+from potluck.accounts.playground_api import PlaygroundKeyView
 from potluck.accounts.session_api import SessionProvidersView, SessionView
+from potluck.finetune.metrics_api import JobMetricsView
 from potluck.nodes.api import NodeViewSet
 from potluck.registry.api import ModelViewSet
 from potluck.serving.api import DeploymentViewSet, ReplicaViewSet
@@ -58,6 +60,10 @@ urlpatterns = [
     re_path(r"^invitations/decline/?$", TokenDeclineView.as_view(),
             name="invitation-token-decline"),
     path("usage", UsageViewSet.as_view({"get": "report"}), name="usage"),
+    re_path(r"^fine-tuning/jobs/(?P<job_id>[\w-]+)/metrics/?$", JobMetricsView.as_view(),
+            name="ft-job-metrics"),
+    # Before the router: "playground" is not a key id.
+    re_path(r"^keys/playground/?$", PlaygroundKeyView.as_view(), name="playground-key"),
     *router.urls,
 ]
 for routes in extensions.api_routes:

@@ -23,4 +23,5 @@ urlpatterns = [
                                                    authentication_classes=[]), name="schema"),
     path("api/", include("potluck.api_urls")),
     path("v1/", include("potluck.openai_api.urls")),
+    re_path(console.NOT_FOUND_PATTERN, console.not_found, name="console-not-found"),
 ]
