@@ -17,7 +17,14 @@ worker_class = "uvicorn_worker.UvicornWorker"
 timeout = env.env_int("POTLUCK_WEB_TIMEOUT", 600)
 graceful_timeout = env.env_int("POTLUCK_WEB_GRACEFUL_TIMEOUT", 30)
 keepalive = 5
-accesslog = "-"
+# Access log: "all" requests, "non-inference" (all but the gateway's /v1 inference and
+# /metrics, whose every request already leaves a usage record with its id, status and
+# latency), or "off". Measured in bench/gateway (levers).
+ACCESS_LOG = (env.env_str("POTLUCK_WEB_ACCESS_LOG", "all") or "all").lower()
+if ACCESS_LOG not in ("all", "non-inference", "off"):
+    raise ValueError(f"POTLUCK_WEB_ACCESS_LOG must be all, non-inference or off, "
+                     f"got {ACCESS_LOG!r}")
+accesslog = None if ACCESS_LOG == "off" else "-"
 errorlog = "-"
 proc_name = "potluck-web"
 
@@ -48,6 +55,24 @@ def post_worker_init(worker: object) -> None:
     """
     import gc
 
+    if ACCESS_LOG == "non-inference":
+        import logging
+
+        logging.getLogger("uvicorn.access").addFilter(_skip_gateway_requests)
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 20, 100)
+
+
+def _skip_gateway_requests(record: object) -> bool:
+    """A ``logging`` filter for uvicorn's access log: drop the gateway's requests.
+
+    uvicorn logs ``'%s - "%s %s HTTP/%s" %d'`` with args (client, method, path with query
+    string, HTTP version, status).
+    """
+    from potluck.asgi import routes_to_gateway
+
+    args = getattr(record, "args", None)
+    if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+        return not routes_to_gateway(args[2].partition("?")[0])
+    return True

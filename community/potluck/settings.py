@@ -152,6 +152,11 @@ SERVING_RESTART_BACKOFF_MAX_SECONDS = env.env_int("POTLUCK_SERVING_RESTART_BACKO
 SERVING_REPLICA_BIND_HOST = env.env_str("POTLUCK_REPLICA_BIND_HOST", "127.0.0.1")
 SERVING_REPLICA_PORTS = env.env_str("POTLUCK_REPLICA_PORTS", "8100-8999")
 SERVING_CPU_KVCACHE_GIB = env.env_int("POTLUCK_VLLM_CPU_KVCACHE_SPACE", 1)
+# How replicas share the node's CPUs with the request path (potluck.serving.cpu_share):
+# a scheduling class (other, batch, idle), a nice value (0-19) and a CPU list ("" = all).
+SERVING_REPLICA_CPU_CLASS = env.env_str("POTLUCK_REPLICA_CPU_CLASS", "other")
+SERVING_REPLICA_CPU_NICE = env.env_int("POTLUCK_REPLICA_CPU_NICE", 0)
+SERVING_REPLICA_CPUS = env.env_str("POTLUCK_REPLICA_CPUS", "")
 
 # Nameservers for SSO domain verification (empty: the system resolver).
 SSO_DNS_NAMESERVERS = env.env_list("POTLUCK_SSO_DNS_NAMESERVERS", [])
@@ -173,6 +178,10 @@ FINETUNE_CANCEL_GRACE_SECONDS = env.env_int("POTLUCK_FINETUNE_CANCEL_GRACE_SECON
 # and the job pauses at its last checkpoint before that.
 FINETUNE_PAUSE_GRACE_SECONDS = env.env_int("POTLUCK_FINETUNE_PAUSE_GRACE_SECONDS", 300)
 FINETUNE_SUPERVISE_SECONDS = float(env.env_str("POTLUCK_FINETUNE_SUPERVISE_SECONDS", "1"))
+# How trainers share the node's CPUs (as SERVING_REPLICA_CPU_*, potluck.serving.cpu_share).
+FINETUNE_TRAINER_CPU_CLASS = env.env_str("POTLUCK_TRAINER_CPU_CLASS", "other")
+FINETUNE_TRAINER_CPU_NICE = env.env_int("POTLUCK_TRAINER_CPU_NICE", 0)
+FINETUNE_TRAINER_CPUS = env.env_str("POTLUCK_TRAINER_CPUS", "")
 
 # Local model directories that the API may register; the CLI (the operator) may
 # register any directory it can read.

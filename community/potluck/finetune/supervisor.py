@@ -44,6 +44,7 @@ from potluck.finetune.models import (
     JobStatus,
 )
 from potluck.finetune.services import fail
+from potluck.serving import cpu_share
 
 log = logging.getLogger(__name__)
 TRAINER_MODULE = "potluck.finetune.trainer"
@@ -234,6 +235,7 @@ class TrainingSupervisor:
                 start_new_session=True, cwd=directory)
         finally:
             log_handle.close()
+        cpu_share.apply_configured(child.pid, cpu_share.trainer_share())
         moved = FineTuningJob.objects.filter(
             pk=job.pk, status=JobStatus.RUNNING, node=self.node_name,
             pause_requested=False).update(

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from potluck.registry.models import Source
+from potluck.serving import cpu_share
 from potluck.serving.models import Replica
 
 API_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
@@ -81,14 +82,18 @@ def server_env(replica: Replica, *, cpu_only: bool) -> dict[str, str]:
 
 
 def launch(spec: LaunchSpec, replica_id: object) -> subprocess.Popen[bytes]:
-    """Start the server in a new session, its output appended to the replica's log."""
+    """Start the server in a new session, its output appended to the replica's log, at the
+    node's CPU share for replicas (``cpu_share.replica_share``)."""
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
     with spec.log_path.open("ab") as log:
         log.write(f"{START_MARKER} {replica_id} at {timezone.now().isoformat()} ====\n"
                   .encode())
         log.flush()
-        return subprocess.Popen(spec.argv, env=spec.env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
+        process = subprocess.Popen(spec.argv, env=spec.env, stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True, cwd="/")
+    cpu_share.apply_configured(process.pid, cpu_share.replica_share())
+    return process
 
 
 def port_range() -> range:
