@@ -27,14 +27,21 @@ FEATURES = [
 LIBRARIES = [
     ("orjson", r"orjson"),
     ("aiohttp client (upstream)", r"aiohttp/|yarl/|multidict/"),
-    ("redis-py client", r"redis/"),
+    # With a socket timeout, redis-py runs each command in its own task (asyncio.wait_for),
+    # so its sending and parsing show without the caller (limiter or usage) above them.
+    ("redis-py client (own task per command)", r"redis/"),
     ("access log (logging)", r"logging/|gunicorn/glogging"),
-    ("uvicorn protocol (httptools/h11)", r"uvicorn/|httptools|h11/"),
+    ("uvicorn protocol (httptools/h11; writes to the client)",
+     r"uvicorn/protocols/|httptools|h11/"),
     ("gateway app (request handling)", r"potluck/gateway/app\.py|potluck/asgi\.py"),
+    ("uuid (request ids)", r"\(uuid\.py"),
     ("database thread (psycopg, Django)", r"psycopg|django/"),
 ]
-# The event loop's own frames: a sample is given to whoever called into them.
-GENERIC = r"asyncio/|uvloop|concurrent/futures|threading\.py"
+# The event loop's own frames (and the worker's outermost ones): a sample is given to
+# whoever called into them. py-spy names files relative to the stdlib or site-packages,
+# so "(asyncio/" is the stdlib's and "redis/asyncio/" is not.
+GENERIC = (r"\((asyncio|concurrent/futures)/|uvloop|\(threading\.py|\(gunicorn/"
+           r"|\(uvicorn_worker/|\(uvicorn/(_compat|server|main)\.py|\(<frozen runpy>")
 
 
 def categorize(frames: list[str]) -> str:
@@ -53,7 +60,7 @@ def categorize(frames: list[str]) -> str:
             if re.search(pattern, frame):
                 return name
         return "other"
-    return "event loop (asyncio/uvloop, between callbacks)"
+    return "event loop (uvloop's C loop: polling, socket reads, callbacks)"
 
 
 def summarize(path: Path) -> tuple[int, Counter[str], Counter[str]]:

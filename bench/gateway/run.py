@@ -52,9 +52,9 @@ RATE_SECONDS = float(os.environ.get("BENCH_RATE_SECONDS", 60))
 C32_SECONDS = int(os.environ.get("BENCH_C32_SECONDS", 15))  # per target, over the reps
 STREAM_REQUESTS = int(os.environ.get("BENCH_STREAM_REQUESTS", 300))
 LEVER_SECONDS = int(os.environ.get("BENCH_LEVER_SECONDS", 4))  # per run
-LEVER_REPS = int(os.environ.get("BENCH_LEVER_REPS", 2))
-VLLM_PAIRS = int(os.environ.get("BENCH_VLLM_PAIRS", 5))  # per design, interleaved
-VLLM_ROUND_REQUESTS = int(os.environ.get("BENCH_VLLM_ROUND_REQUESTS", 40))
+LEVER_REPS = int(os.environ.get("BENCH_LEVER_REPS", 3))
+VLLM_PAIRS = int(os.environ.get("BENCH_VLLM_PAIRS", 8))  # per design, interleaved
+VLLM_ROUND_REQUESTS = int(os.environ.get("BENCH_VLLM_ROUND_REQUESTS", 24))
 VLLM_CONCURRENCY = 8
 VLLM_RAW = os.environ.get("BENCH_VLLM_RAW", "1") not in ("0", "")
 CPU_DESIGNS = [d.strip() for d in os.environ.get(
@@ -168,6 +168,16 @@ class Bench:
             found["litellm"] = self.litellm.url
         return found
 
+    def server_pids(self) -> dict[str, int]:
+        """The process (tree) serving each path: its CPU per request is measured too."""
+        found: dict[str, int] = {}
+        for name, server in (("direct", self.nginx), ("gateway", self.gateway),
+                             ("raw", self.raw), ("litellm", self.litellm)):
+            process = getattr(server, "process", None)
+            if process is not None:
+                found[name] = process.pid
+        return found
+
     def headers(self, key: str) -> dict[str, str]:
         return {"content-type": "application/json",
                 "authorization": f"Bearer {self.keys[key].secret}"}
@@ -213,15 +223,21 @@ class Bench:
         the runs by target and the request ids nginx logged from the ``potluck`` ones."""
         targets = targets or self.targets()
         potluck = {"gateway"} if potluck is None else potluck
+        pids = self.server_pids()
         script = self.script(key)
         names = list(targets)
         runs: dict[str, list[wrk.WrkResult]] = {name: [] for name in names}
         ids: list[str] = []
         for rep in range(reps):
             for name in names[rep % len(names):] + names[:rep % len(names)]:
-                def one(url: str = targets[name]) -> wrk.WrkResult:
-                    return wrk.run(self.wrk, url + CHAT_PATH, script, connections=connections,
-                                   seconds=seconds, log=self.log)
+                def one(url: str = targets[name], pid: int | None = pids.get(name)
+                        ) -> wrk.WrkResult:
+                    before = procs.tree_cpu_seconds(pid) if pid else None
+                    result = wrk.run(self.wrk, url + CHAT_PATH, script,
+                                     connections=connections, seconds=seconds, log=self.log)
+                    if pid and before is not None:
+                        result.server_cpu_s = procs.tree_cpu_seconds(pid) - before
+                    return result
                 if name in potluck:
                     result, logged = self.gateway_window("json", one)
                     ids += logged
@@ -240,6 +256,7 @@ class Bench:
                      "p50_ms": r(median([x.p50_ms for x in xs])),
                      "p99_ms": r(median([x.p99_ms for x in xs])),
                      "rps": r(median([x.rps for x in xs]), 1),
+                     "server_cpu_us_per_request": _cpu_us(xs),
                      "errors": sum(x.errors for x in xs)}
             if name != "direct":  # added = path minus direct in the same rep, median of reps
                 entry["added_p50_ms"] = r(median([x.p50_ms - d.p50_ms for x, d in
@@ -254,9 +271,10 @@ class Bench:
         self.results["c1"] = out
         say(_paths_table(f"1. concurrency 1, wrk -t1 -c1, {REPS} x {seconds}s per path "
                          "(interleaved; medians of the runs)", out["targets"],
-                         ["p50_ms", "p99_ms", "rps", "added_p50_ms", "added_p99_ms", "errors"],
+                         ["p50_ms", "p99_ms", "rps", "added_p50_ms", "added_p99_ms",
+                          "server_cpu_us_per_request", "errors"],
                          ["p50 ms", "p99 ms", "req/s", "added p50 ms", "added p99 ms",
-                          "errors"]))
+                          "server CPU us/req", "errors"]))
         say(f"   Potluck added latency: p50 {g['added_p50_ms']} ms (goal <= "
             f"{GOALS['c1_added_p50_ms']}), p99 {g['added_p99_ms']} ms (goal <= "
             f"{GOALS['c1_added_p99_ms']}) -> {'MET' if out['met'] else 'MISSED'}")
@@ -309,10 +327,16 @@ class Bench:
                      "rps": r(median([x.rps for x in xs]), 1),
                      "p50_ms": r(median([x.p50_ms for x in xs])),
                      "p99_ms": r(median([x.p99_ms for x in xs])),
+                     "server_cpu_us_per_request": _cpu_us(xs),
                      "errors": sum(x.errors for x in xs)}
             if name != "raw":  # the same rep's raw run: minutes apart at most
                 entry["over_raw"] = r(median([x.rps / w.rps for x, w in
                                               zip(xs, runs["raw"], strict=True)]), 4)
+                raw_cpu = out["targets"].get("raw", {}).get("server_cpu_us_per_request") or \
+                    _cpu_us(runs["raw"])
+                if entry["server_cpu_us_per_request"] and raw_cpu:
+                    entry["cpu_per_request_over_raw"] = r(
+                        entry["server_cpu_us_per_request"] / raw_cpu, 2)
             out["targets"][name] = entry
         g = out["targets"]["gateway"]
         out["gateway_rps"], out["gateway_over_raw"] = g["rps"], g["over_raw"]
@@ -323,8 +347,10 @@ class Bench:
         self.results["c32"] = out
         say(_paths_table(f"3. closed loop, wrk -t1 -c32, {REPS} x {seconds}s per path "
                          "(interleaved; medians of the runs)", out["targets"],
-                         ["rps", "over_raw", "p50_ms", "p99_ms", "errors"],
-                         ["req/s", "÷ raw", "p50 ms", "p99 ms", "errors"]))
+                         ["rps", "over_raw", "p50_ms", "p99_ms", "server_cpu_us_per_request",
+                          "cpu_per_request_over_raw", "errors"],
+                         ["req/s", "÷ raw", "p50 ms", "p99 ms", "server CPU us/req",
+                          "CPU/req ÷ raw", "errors"]))
         say(f"   Potluck ÷ raw forwarder: {g['over_raw']} (goal >= {GOALS['c32_over_raw']}) -> "
             f"{'MET' if out['met'] else 'MISSED'}"
             + (f"; LiteLLM ÷ raw: {out['litellm_over_raw']}" if "litellm_over_raw" in out
@@ -423,17 +449,20 @@ class Bench:
         """Potluck's web with one server-stack setting changed, c=1 and c=32, interleaved."""
         assert self.gateway is not None and self.nginx is not None
         variants: dict[str, str] = {}
+        pids: dict[str, int] = {}
         keys: dict[str, str] = {}
         for i, (name, how) in enumerate(LEVERS.items()):
             keys[name] = f"lever{i}"
             if not how:
                 variants[name] = self.gateway.url
+                pids[name] = self.gateway.process.pid
                 continue
             proc = gateway_proc.start(self.work, f"lever{i}", args=how.get("args", ()),
                                       env=how.get("env"),
                                       plugins=how.get("plugins", "noop_policies"))
             self.extra.append(proc)
             variants[name] = proc.url
+            pids[name] = proc.process.pid
             wrk.run(self.wrk, proc.url + CHAT_PATH, self.script("warmup"), connections=4,
                     seconds=2, log=self.log)
         runs: dict[str, dict[int, list[wrk.WrkResult]]] = {n: {1: [], 32: []} for n in variants}
@@ -443,10 +472,12 @@ class Bench:
             for name in names[rep % len(names):] + names[:rep % len(names)]:
                 script = self.script(keys[name])
                 for connections in (1, 32):
+                    before = procs.tree_cpu_seconds(pids[name])
                     result, logged = self.gateway_window("json", lambda c=connections, n=name,
                                                          s=script: wrk.run(
                         self.wrk, variants[n] + CHAT_PATH, s, connections=c,
                         seconds=LEVER_SECONDS, log=self.log))
+                    result.server_cpu_s = procs.tree_cpu_seconds(pids[name]) - before
                     runs[name][connections].append(result)
                     ids[name] += logged
         out: dict[str, Any] = {"reps": LEVER_REPS, "seconds_per_run": LEVER_SECONDS,
@@ -462,15 +493,24 @@ class Bench:
                 "c32_rps": r(median([x.rps for x in c32]), 1),
                 "c32_vs_deployed": r(median([x.rps / b.rps for x, b in
                                              zip(c32, base[32], strict=True)]), 4),
+                # The web server's CPU per request at c=32: steadier than req/s on a
+                # shared machine (another user's load takes CPU time, not CPU per request).
+                "c32_cpu_us_per_request": _cpu_us(c32),
+                "c32_cpu_vs_deployed": r(median([
+                    x.server_cpu_us_per_request / b.server_cpu_us_per_request
+                    for x, b in zip(c32, base[32], strict=True)
+                    if x.server_cpu_us_per_request and b.server_cpu_us_per_request]), 3),
                 "errors": sum(x.errors for x in c1 + c32)}
         self.results["levers"] = out
         say(_paths_table(f"6. server-stack levers: Potluck's web with one thing changed, "
                          f"{LEVER_REPS} x {LEVER_SECONDS}s at c=1 and at c=32 each "
                          "(interleaved; medians)", out["variants"],
                          ["c1_p50_ms", "c1_p99_ms", "c1_p50_vs_deployed_ms", "c32_rps",
-                          "c32_vs_deployed", "errors"],
+                          "c32_vs_deployed", "c32_cpu_us_per_request", "c32_cpu_vs_deployed",
+                          "errors"],
                          ["c=1 p50 ms", "c=1 p99 ms", "p50 vs deployed ms", "c=32 req/s",
-                          "c=32 ÷ deployed", "errors"], first="variant"))
+                          "c=32 ÷ deployed", "CPU us/req c=32", "CPU/req ÷ deployed",
+                          "errors"], first="variant"))
         for name in names:
             self.reconcile(f"lever: {name}", keys[name], expected_ids=ids[name],
                            tokens_per_ok=nginx.COMPLETION_TOKENS,
@@ -714,8 +754,16 @@ def _ratios(res: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _cpu_us(runs: list[wrk.WrkResult]) -> float | None:
+    """Median CPU microseconds per request of the server's process tree over ``runs``."""
+    values = [x.server_cpu_us_per_request for x in runs]
+    found = [v for v in values if v is not None]
+    return r(median(found), 1) if found else None
+
+
 def _wrk_dict(x: wrk.WrkResult) -> dict[str, Any]:
     return {"requests": x.requests, "rps": r(x.rps, 1), "p50_ms": r(x.p50_ms),
+            "server_cpu_us_per_request": r(x.server_cpu_us_per_request, 1),
             "p90_ms": r(x.p90_ms), "p99_ms": r(x.p99_ms), "p999_ms": r(x.p999_ms),
             "max_ms": r(x.max_ms), "errors": x.errors, "error_kinds": x.error_detail}
 

@@ -154,7 +154,9 @@ SERVING_REPLICA_PORTS = env.env_str("POTLUCK_REPLICA_PORTS", "8100-8999")
 SERVING_CPU_KVCACHE_GIB = env.env_int("POTLUCK_VLLM_CPU_KVCACHE_SPACE", 1)
 # How replicas share the node's CPUs with the request path (potluck.serving.cpu_share):
 # a scheduling class (other, batch, idle), a nice value (0-19) and a CPU list ("" = all).
-SERVING_REPLICA_CPU_CLASS = env.env_str("POTLUCK_REPLICA_CPU_CLASS", "other")
+# idle: the gateway, Redis and PostgreSQL get a CPU the moment they wake up; the engine
+# takes every cycle they leave (measured in bench/gateway, phase 5).
+SERVING_REPLICA_CPU_CLASS = env.env_str("POTLUCK_REPLICA_CPU_CLASS", "idle")
 SERVING_REPLICA_CPU_NICE = env.env_int("POTLUCK_REPLICA_CPU_NICE", 0)
 SERVING_REPLICA_CPUS = env.env_str("POTLUCK_REPLICA_CPUS", "")
 
@@ -179,7 +181,8 @@ FINETUNE_CANCEL_GRACE_SECONDS = env.env_int("POTLUCK_FINETUNE_CANCEL_GRACE_SECON
 FINETUNE_PAUSE_GRACE_SECONDS = env.env_int("POTLUCK_FINETUNE_PAUSE_GRACE_SECONDS", 300)
 FINETUNE_SUPERVISE_SECONDS = float(env.env_str("POTLUCK_FINETUNE_SUPERVISE_SECONDS", "1"))
 # How trainers share the node's CPUs (as SERVING_REPLICA_CPU_*, potluck.serving.cpu_share).
-FINETUNE_TRAINER_CPU_CLASS = env.env_str("POTLUCK_TRAINER_CPU_CLASS", "other")
+# Never above the replicas': a trainer at a normal class would starve idle-class replicas.
+FINETUNE_TRAINER_CPU_CLASS = env.env_str("POTLUCK_TRAINER_CPU_CLASS", "idle")
 FINETUNE_TRAINER_CPU_NICE = env.env_int("POTLUCK_TRAINER_CPU_NICE", 0)
 FINETUNE_TRAINER_CPUS = env.env_str("POTLUCK_TRAINER_CPUS", "")
 
