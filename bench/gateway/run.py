@@ -75,7 +75,7 @@ STREAM_BODY = orjson.dumps({"model": "bench-fake-sse", "max_tokens": 16, "stream
 # Server-stack levers: Potluck's web with one thing changed (see README, "Levers").
 LEVERS: dict[str, dict[str, Any]] = {
     "as deployed": {},
-    "access log: non-inference": {"env": {"POTLUCK_WEB_ACCESS_LOG": "non-inference"}},
+    "access log: all (not non-inference)": {"env": {"POTLUCK_WEB_ACCESS_LOG": "all"}},
     "access log: off": {"env": {"POTLUCK_WEB_ACCESS_LOG": "off"}},
     "h11 (not httptools)": {"args": ("-k", "workers.H11Worker")},
     "asyncio loop (not uvloop)": {"args": ("-k", "workers.AsyncioLoopWorker")},

@@ -227,6 +227,7 @@ class TrainingSupervisor:
             resume_from=str(resume_from) if resume_from else None, torch_threads=None)
         spec_path = directory / "spec.json"
         spec_path.write_text(spec.to_json())
+        share = cpu_share.trainer_share()  # a bad setting fails here, before the trainer
         log_handle = (directory / "trainer.log").open("ab")
         try:
             child = subprocess.Popen(
@@ -235,7 +236,7 @@ class TrainingSupervisor:
                 start_new_session=True, cwd=directory)
         finally:
             log_handle.close()
-        cpu_share.apply_configured(child.pid, cpu_share.trainer_share())
+        cpu_share.apply_configured(child.pid, share)
         moved = FineTuningJob.objects.filter(
             pk=job.pk, status=JobStatus.RUNNING, node=self.node_name,
             pause_requested=False).update(

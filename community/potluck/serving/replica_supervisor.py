@@ -84,6 +84,7 @@ def server_env(replica: Replica, *, cpu_only: bool) -> dict[str, str]:
 def launch(spec: LaunchSpec, replica_id: object) -> subprocess.Popen[bytes]:
     """Start the server in a new session, its output appended to the replica's log, at the
     node's CPU share for replicas (``cpu_share.replica_share``)."""
+    share = cpu_share.replica_share()  # a bad setting fails here, before anything starts
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
     with spec.log_path.open("ab") as log:
         log.write(f"{START_MARKER} {replica_id} at {timezone.now().isoformat()} ====\n"
@@ -92,7 +93,7 @@ def launch(spec: LaunchSpec, replica_id: object) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(spec.argv, env=spec.env, stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True, cwd="/")
-    cpu_share.apply_configured(process.pid, cpu_share.replica_share())
+    cpu_share.apply_configured(process.pid, share)
     return process
 
 

@@ -140,3 +140,12 @@ def test_settings_are_read_in_the_kernels_terms(settings):
     share = cpu_share.replica_share()
     assert share == CpuShare("idle", 0, frozenset({0, 1, 2, 5}))
     assert share.describe() == "class idle, cpus 0,1,2,5"
+
+
+def test_a_bad_setting_stops_the_launch_before_any_process_starts(settings, tmp_path):
+    settings.SERVING_REPLICA_CPU_CLASS = "realtime"
+    spec = replica_supervisor.LaunchSpec(argv=[sys.executable, "-c", FAKE_SERVER],
+                                         env=dict(os.environ), log_path=tmp_path / "r.log")
+    with pytest.raises(ValueError, match="unknown CPU scheduling class 'realtime'"):
+        replica_supervisor.launch(spec, "replica-under-test")
+    assert not spec.log_path.exists()  # nothing was started, so nothing is left running
