@@ -44,7 +44,7 @@ import wrk
 from procs import say
 from stats import median, r, table
 
-# Durations: the whole bench takes about 15 minutes on a 2-core machine.
+# Durations: the whole bench takes about 20 minutes on a 2-core machine.
 REPS = int(os.environ.get("BENCH_REPS", 3))  # wrk runs per target, interleaved
 C1_SECONDS = int(os.environ.get("BENCH_C1_SECONDS", 15))  # per target, over the reps
 RATE = float(os.environ.get("BENCH_RATE", 200))
