@@ -169,6 +169,13 @@ ENGINE_ENV_ALLOW = env.env_list("POTLUCK_ENGINE_ENV", [])
 ORG_MAX_REPLICAS = env.env_int("POTLUCK_ORG_MAX_REPLICAS", 16)
 ORG_MAX_GPUS = env.env_int("POTLUCK_ORG_MAX_GPUS", 8)
 ORG_MAX_CONCURRENT_FINE_TUNES = env.env_int("POTLUCK_ORG_MAX_FINE_TUNES", 4)
+# How replicas share the node's CPUs with the request path (potluck.serving.cpu_share):
+# a scheduling class (other, batch, idle), a nice value (0-19) and a CPU list ("" = all).
+# idle: the gateway, Redis and PostgreSQL get a CPU the moment they wake up; the engine
+# takes every cycle they leave (measured in bench/gateway, phase 5).
+SERVING_REPLICA_CPU_CLASS = env.env_str("POTLUCK_REPLICA_CPU_CLASS", "idle")
+SERVING_REPLICA_CPU_NICE = env.env_int("POTLUCK_REPLICA_CPU_NICE", 0)
+SERVING_REPLICA_CPUS = env.env_str("POTLUCK_REPLICA_CPUS", "")
 
 # Nameservers for SSO domain verification (empty: the system resolver).
 SSO_DNS_NAMESERVERS = env.env_list("POTLUCK_SSO_DNS_NAMESERVERS", [])
@@ -190,6 +197,11 @@ FINETUNE_CANCEL_GRACE_SECONDS = env.env_int("POTLUCK_FINETUNE_CANCEL_GRACE_SECON
 # and the job pauses at its last checkpoint before that.
 FINETUNE_PAUSE_GRACE_SECONDS = env.env_int("POTLUCK_FINETUNE_PAUSE_GRACE_SECONDS", 300)
 FINETUNE_SUPERVISE_SECONDS = float(env.env_str("POTLUCK_FINETUNE_SUPERVISE_SECONDS", "1"))
+# How trainers share the node's CPUs (as SERVING_REPLICA_CPU_*, potluck.serving.cpu_share).
+# Never above the replicas': a trainer at a normal class would starve idle-class replicas.
+FINETUNE_TRAINER_CPU_CLASS = env.env_str("POTLUCK_TRAINER_CPU_CLASS", "idle")
+FINETUNE_TRAINER_CPU_NICE = env.env_int("POTLUCK_TRAINER_CPU_NICE", 0)
+FINETUNE_TRAINER_CPUS = env.env_str("POTLUCK_TRAINER_CPUS", "")
 
 # Local model directories that the API may register; the CLI (the operator) may
 # register any directory it can read.

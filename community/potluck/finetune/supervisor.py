@@ -45,6 +45,7 @@ from potluck.finetune.models import (
 )
 from potluck.finetune.services import fail
 from potluck.nodes import isolation
+from potluck.serving import cpu_share
 
 log = logging.getLogger(__name__)
 TRAINER_MODULE = "potluck.finetune.trainer"
@@ -217,6 +218,7 @@ class TrainingSupervisor:
             resume_from=str(resume_from) if resume_from else None, torch_threads=None)
         spec_path = directory / "spec.json"
         spec_path.write_text(spec.to_json())
+        share = cpu_share.trainer_share()  # a bad setting fails here, before the trainer
         # The trainer runs as the engine user, with only the environment it needs; it
         # writes its checkpoints, events and result into the folder it is handed.
         isolation.hand_over(directory)
@@ -228,6 +230,7 @@ class TrainingSupervisor:
                                     cwd=directory)
         finally:
             log_handle.close()
+        cpu_share.apply_configured(child.pid, share)
         moved = FineTuningJob.objects.filter(
             pk=job.pk, status=JobStatus.RUNNING, node=self.node_name,
             pause_requested=False).update(

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from potluck.nodes import isolation
 from potluck.registry.models import Source
+from potluck.serving import cpu_share
 from potluck.serving.engine_args import engine_argv
 from potluck.serving.models import Replica
 
@@ -78,7 +79,9 @@ def server_env(replica: Replica, *, cpu_only: bool) -> dict[str, str]:
 
 def launch(spec: LaunchSpec, replica_id: object) -> subprocess.Popen[bytes]:
     """Start the server in a new session, as the engine user (``potluck.nodes.isolation``),
-    its output appended to the replica's log (opened here, by the agent)."""
+    its output appended to the replica's log (opened here, by the agent), at the node's
+    CPU share for replicas (``cpu_share.replica_share``)."""
+    share = cpu_share.replica_share()  # a bad setting fails here, before anything starts
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
     if spec.model_path:
         isolation.ensure_traversable(Path(spec.model_path))
@@ -86,7 +89,9 @@ def launch(spec: LaunchSpec, replica_id: object) -> subprocess.Popen[bytes]:
         log.write(f"{START_MARKER} {replica_id} at {timezone.now().isoformat()} ====\n"
                   .encode())
         log.flush()
-        return isolation.start(spec.argv, env=spec.env, output=log, cwd="/")
+        process = isolation.start(spec.argv, env=spec.env, output=log, cwd="/")
+    cpu_share.apply_configured(process.pid, share)
+    return process
 
 
 def port_range() -> range:
