@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from potluck import extensions
 from potluck.accounts import selectors, services
 from potluck.accounts.models import KEY_SCOPES, ApiKey, Membership, Organization, Role
-from potluck.api.base import OrgScopedViewSet, resolve_tenant
+from potluck.api.base import OrgScopedViewSet, Tenant, resolve_tenant
 from potluck.errors import Forbidden
 
 
@@ -118,6 +118,13 @@ class MembersViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         services.remove_member(instance, removed_by_owner=self.tenant.can("owner"))
 
 
+def _made(tenant: Tenant, key: ApiKey) -> bool:
+    """Whether the caller created ``key``: the person signed in, or the API key in use."""
+    if tenant.user is not None and key.created_by_id == tenant.user.pk:
+        return True
+    return tenant.api_key is not None and key.created_by_key_id == tenant.api_key.pk
+
+
 class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
     """Keys of the caller's organization. Members create keys; admins or creators revoke."""
 
@@ -143,6 +150,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
         key, secret = services.create_api_key(
             self.tenant.organization, data["name"], scopes=sorted(wanted),
             expires_at=data.get("expires_at"), created_by=self.tenant.user,
+            created_by_key=self.tenant.api_key,
         )
         out = NewApiKeySerializer(key).data
         out["key"] = secret
@@ -152,9 +160,9 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str | None = None) -> Response:
         key = self.get_object()
-        made_it = self.tenant.user is not None and key.created_by_id == self.tenant.user.pk
-        if not (self.tenant.can("admin") or made_it):
-            raise Forbidden("only an admin or the key's creator can revoke it")
+        if not (self.tenant.can("admin") or _made(self.tenant, key)):
+            raise Forbidden("only an admin (an admin key or role) or the key's creator (the "
+                            "person, or the key, that created it) can revoke it")
         return Response(ApiKeySerializer(services.revoke_api_key(key)).data)
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -136,6 +137,27 @@ class Gateway:
     # -- entry point ------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.start()
+        started = False
+
+        async def tracked(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._serve(scope, receive, tracked)
+        except Exception:
+            # A bug, never the client's fault: still OpenAI's shape, with a request id.
+            request_id = "req_" + uuid.uuid4().hex
+            log.exception("request %s to %s failed inside Potluck", request_id, scope["path"])
+            if not started:
+                error = InferenceError(500, "The request failed inside Potluck; it was "
+                                       f"logged as {request_id}.", type="server_error",
+                                       code="internal_error")
+                await self._respond(send, 500, error.body(),
+                                    [_JSON, (b"x-request-id", request_id.encode())])
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
         if path == "/metrics":
             await self._metrics(scope, send)
