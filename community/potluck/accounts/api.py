@@ -46,7 +46,8 @@ class MemberRoleSerializer(serializers.Serializer):
 
 class ApiKeySerializer(serializers.ModelSerializer):
     prefix = serializers.CharField(source="display_prefix", read_only=True)
-    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None,
+                                        allow_null=True)
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=[s.value for s in KEY_SCOPES]),
         required=False, allow_empty=False,
