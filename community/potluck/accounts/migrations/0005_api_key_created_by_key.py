@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0002_apikey_rpm_limit_apikey_tpm_limit_and_more'),
+        ('accounts', '0004_organization_quotas'),
     ]
 
     operations = [
