@@ -17,10 +17,11 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
 from potluck import views
+from potluck.web_security import CONSOLE_CSP
 
 # The client-side routes of frontend/src/App.tsx; a deep link or a reload lands on the console.
 ROUTES = ("models", "playground", "fine-tuning", "batches", "usage", "keys", "members",
-          "enterprise")
+          "enterprise", "invitations")
 ROUTE_PATTERN = rf"^(?:{'|'.join(ROUTES)})/?$"
 
 
@@ -38,4 +39,5 @@ def console(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(page, content_type="text/html; charset=utf-8")
     # The page names hashed asset files, which change with every build: never cache it.
     response["Cache-Control"] = "no-cache"
+    response["Content-Security-Policy"] = CONSOLE_CSP
     return response

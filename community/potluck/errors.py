@@ -29,3 +29,17 @@ class Conflict(PotluckError):
 
 class Forbidden(PotluckError):
     status = 403
+
+
+class QuotaExceeded(PotluckError):
+    """An organization's capacity quota would be exceeded (``code``: ``quota_exceeded``)."""
+
+    status = 403
+    code = "quota_exceeded"
+
+
+class ConcurrencyQuotaExceeded(QuotaExceeded):
+    """Too many things at once: it frees up as they finish, so a 429 (as OpenAI answers
+    for too many active fine-tuning jobs)."""
+
+    status = 429

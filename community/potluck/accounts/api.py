@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -15,7 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from potluck import extensions
-from potluck.accounts import selectors, services
+from potluck.accounts import quotas, selectors, services
+from potluck.accounts.invitations_api import SentInvitationSerializer, send_invitation
 from potluck.accounts.models import KEY_SCOPES, ApiKey, Membership, Organization, Role
 from potluck.api.base import OrgScopedViewSet, Tenant, resolve_tenant
 from potluck.errors import Forbidden
@@ -23,11 +24,18 @@ from potluck.errors import Forbidden
 
 class OrganizationSerializer(serializers.ModelSerializer):
     slug = serializers.CharField(required=False, max_length=64)
+    quotas = serializers.SerializerMethodField(
+        help_text="Capacity quotas: replicas, gpus, concurrent_fine_tunes (set by the "
+                  "operator).")
 
     class Meta:
         model = Organization
-        fields = ["id", "slug", "name", "created_at"]
-        read_only_fields = ["id", "created_at"]
+        fields = ["id", "slug", "name", "quotas", "created_at"]
+        read_only_fields = ["id", "quotas", "created_at"]
+
+    @extend_schema_field({"type": "object", "additionalProperties": {"type": "integer"}})
+    def get_quotas(self, obj: Organization) -> dict[str, int]:
+        return quotas.all_quotas(obj)
 
 
 class MemberSerializer(serializers.ModelSerializer):
@@ -98,12 +106,18 @@ class MembersViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     def get_queryset(self) -> QuerySet[Membership]:
         return selectors.members(self.tenant.organization)
 
-    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
-        data = serializer.validated_data
-        serializer.instance = services.add_member(
-            self.tenant.organization, data["user"]["email"], data["role"],
-            granted_by_owner=self.tenant.can("owner"),
-        )
+    @extend_schema(request=MemberSerializer, responses={201: SentInvitationSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Invite a person (as ``POST /api/invitations``): they join when they accept.
+
+        Kept for clients that added members here; the answer is the invitation, whose
+        ``id``, ``email``, ``role`` and ``created_at`` read as a member's did.
+        """
+        body = MemberSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        return send_invitation(request, self.tenant,
+                               {"email": data["user"]["email"], "role": data["role"]})
 
     @extend_schema(request=MemberRoleSerializer, responses=MemberSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:

@@ -74,7 +74,7 @@ def get_organization(slug: str) -> Organization:
         raise InvalidInput(f"no organization named {slug!r}", field="org") from None
 
 
-def _clean_email(email: str) -> str:
+def clean_email(email: str) -> str:
     email = email.strip().lower()
     try:
         validate_email(email)
@@ -84,7 +84,7 @@ def _clean_email(email: str) -> str:
 
 
 def get_or_create_user(email: str) -> User:
-    email = _clean_email(email)
+    email = clean_email(email)
     user = User.objects.filter(email__iexact=email).first()
     if user is not None:
         return user
@@ -103,7 +103,7 @@ def set_password(user: User, password: str) -> None:
     user.save(update_fields=["password"])
 
 
-def _clean_role(role: str) -> Role:
+def clean_role(role: str) -> Role:
     try:
         return Role(role)
     except ValueError:
@@ -115,14 +115,14 @@ def _clean_role(role: str) -> Role:
 @transaction.atomic
 def add_member(org: Organization, email: str, role: str, *, granted_by_owner: bool = True
                ) -> Membership:
-    clean_role = _clean_role(role)
-    if clean_role == Role.OWNER and not granted_by_owner:
+    wanted = clean_role(role)
+    if wanted == Role.OWNER and not granted_by_owner:
         raise Forbidden("only an owner can make another owner", field="role")
     user = get_or_create_user(email)
     if Membership.objects.filter(organization=org, user=user).exists():
         raise Conflict(f"{user.email} is already a member", field="email")
-    extensions.check_member_policies(org, user.email, clean_role.value)
-    return Membership.objects.create(organization=org, user=user, role=clean_role)
+    extensions.check_member_policies(org, user.email, wanted.value)
+    return Membership.objects.create(organization=org, user=user, role=wanted)
 
 
 def _owner_count(org: Organization) -> int:
@@ -133,14 +133,14 @@ def _owner_count(org: Organization) -> int:
 
 @transaction.atomic
 def change_role(membership: Membership, role: str, *, granted_by_owner: bool) -> Membership:
-    clean_role = _clean_role(role)
-    touches_owner = Role.OWNER in (clean_role, membership.role)
+    wanted = clean_role(role)
+    touches_owner = Role.OWNER in (wanted, membership.role)
     if touches_owner and not granted_by_owner:
         raise Forbidden("only an owner can grant or remove the owner role", field="role")
-    if (membership.role == Role.OWNER and clean_role != Role.OWNER
+    if (membership.role == Role.OWNER and wanted != Role.OWNER
             and _owner_count(membership.organization) <= 1):
         raise Conflict("an organization must keep at least one owner", field="role")
-    membership.role = clean_role
+    membership.role = wanted
     membership.save(update_fields=["role"])
     return membership
 

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from potluck.accounts import quotas
 from potluck.accounts.models import ApiKey, Organization, User
 from potluck.errors import Conflict, InvalidInput, NotFound
 from potluck.files import services as files
@@ -144,6 +145,7 @@ def create_job(org: Organization, body: dict[str, Any], *, api_key: ApiKey | Non
     if body.get("integrations"):
         raise InvalidInput("integrations are not supported", field="integrations")
     with transaction.atomic():
+        _check_concurrency(org, field="model")
         job = FineTuningJob.objects.create(
             organization=org, base_model=model, model_name=model.name,
             training_file_id=training.id, validation_file_id=validation.id if validation else "",
@@ -154,6 +156,15 @@ def create_job(org: Organization, body: dict[str, Any], *, api_key: ApiKey | Non
                   + (f" and validation file: {validation.id}" if validation else ""))
         _send_on_commit(VALIDATE_TASK, job.id)
     return job
+
+
+def _check_concurrency(org: Organization, *, field: str) -> None:
+    """One more active job (validating, queued or running) must fit the organization's
+    quota of concurrent fine-tunes (checked under its row lock; a 429 otherwise)."""
+    quotas.lock(org)
+    active = FineTuningJob.objects.filter(organization=org,
+                                          status__in=ACTIVE_STATUSES).count()
+    quotas.check(org, quotas.FINE_TUNES, in_use=active, more=1, field=field)
 
 
 def _send_on_commit(task: str, *args: Any) -> None:
@@ -277,6 +288,8 @@ def resume_job(org: Organization, job_id: str) -> FineTuningJob:
     job = get_job(org, job_id)
     now = timezone.now()
     with transaction.atomic():
+        if job.status == JobStatus.PAUSED:
+            _check_concurrency(org, field="fine_tuning_job_id")
         if not FineTuningJob.objects.filter(pk=job.pk, status=JobStatus.PAUSED).update(
                 status=JobStatus.QUEUED, pause_requested=False, updated_at=now):
             job.refresh_from_db()

@@ -44,6 +44,7 @@ from potluck.finetune.models import (
     JobStatus,
 )
 from potluck.finetune.services import fail
+from potluck.nodes import isolation
 
 log = logging.getLogger(__name__)
 TRAINER_MODULE = "potluck.finetune.trainer"
@@ -68,16 +69,6 @@ def find_trainer(job_id: str) -> psutil.Process | None:
 def latest_checkpoint(directory: Path) -> Path | None:
     found = sorted(p for p in (directory / "checkpoints").glob("step-*") if p.is_dir())
     return found[-1] if found else None
-
-
-def _private_env() -> dict[str, str]:
-    """The trainer needs no secrets: no database, broker or key settings."""
-    hidden = ("POTLUCK_", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "CELERY_", "DJANGO_",
-              "STRIPE_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(hidden)}
-    env["HF_HUB_OFFLINE"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 class TrainingSupervisor:
@@ -226,12 +217,15 @@ class TrainingSupervisor:
             resume_from=str(resume_from) if resume_from else None, torch_threads=None)
         spec_path = directory / "spec.json"
         spec_path.write_text(spec.to_json())
+        # The trainer runs as the engine user, with only the environment it needs; it
+        # writes its checkpoints, events and result into the folder it is handed.
+        isolation.hand_over(directory)
+        isolation.ensure_traversable(Path(job.base_model.path))
         log_handle = (directory / "trainer.log").open("ab")
         try:
-            child = subprocess.Popen(
-                [sys.executable, "-m", TRAINER_MODULE, str(spec_path)], env=_private_env(),
-                stdout=log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=directory)
+            child = isolation.start([sys.executable, "-m", TRAINER_MODULE, str(spec_path)],
+                                    env=isolation.engine_env(), output=log_handle,
+                                    cwd=directory)
         finally:
             log_handle.close()
         moved = FineTuningJob.objects.filter(

@@ -121,7 +121,10 @@ class EmbeddedPostgres:
         if self.is_running():
             log.info("adopting the PostgreSQL server already running in %s", self.pgdata)
         else:
-            options = f"-h '' -k {self.socket_dir} -c max_connections=200 -c fsync=on"
+            # Trust authentication on a socket only its owner (and root) may open: the
+            # engine user that runs replicas and trainers cannot reach the database.
+            options = (f"-h '' -k {self.socket_dir} -c max_connections=200 -c fsync=on "
+                       "-c unix_socket_permissions=0700")
             done = self._run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.logfile), "-w",
                              "-t", "120", "-o", options, "start", timeout=150)
             if done.returncode != 0:

@@ -17,7 +17,7 @@ from potluck.api.base import OrgScopedViewSet
 from potluck.errors import InvalidInput
 from potluck.registry import services as registry
 from potluck.serving import selectors, services
-from potluck.serving.engine_args import MAX_REPLICAS
+from potluck.serving.engine_args import ENGINE_ARG_KEYS, MAX_REPLICAS
 from potluck.serving.models import Deployment, DeploymentState, Replica, ReplicaState
 
 
@@ -47,8 +47,8 @@ class CreateDeploymentSerializer(serializers.Serializer):
     replicas = serializers.IntegerField(min_value=0, max_value=MAX_REPLICAS, default=1)
     engine_args = serializers.DictField(
         required=False, default=dict,
-        help_text="dtype, max_model_len, gpus_per_replica, enable_lora, max_lora_rank, "
-                  "extra_args")
+        help_text="Allowlisted engine options, each with a checked value: "
+                  + ", ".join(ENGINE_ARG_KEYS) + ". Anything else is refused.")
     placement = serializers.DictField(required=False, default=dict,
                                       help_text='{"nodes": [names]} (empty: any node)')
 

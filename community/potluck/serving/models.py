@@ -39,8 +39,11 @@ class Deployment(models.Model):
     organization = models.ForeignKey("accounts.Organization", null=True, blank=True,
                                      on_delete=models.CASCADE, related_name="deployments")
     replicas = models.PositiveIntegerField(default=1)
-    # dtype, max_model_len, gpus_per_replica, enable_lora, max_lora_rank, extra_args
+    # Allowlisted engine options (potluck.serving.engine_args.OPTIONS) and gpus_per_replica.
     engine_args = models.JSONField(default=dict)
+    # Free-form vLLM arguments set by the operator (`potluck deploy --vllm-arg`); never
+    # written through the API.
+    operator_args = ArrayField(models.CharField(max_length=1000), default=list, blank=True)
     # nodes: [names] the replicas may run on (empty: any node)
     placement = models.JSONField(default=dict)
     state = models.CharField(max_length=16, choices=DeploymentState.choices,
