@@ -121,10 +121,11 @@ class MembersViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
 
     @extend_schema(request=MemberRoleSerializer, responses=MemberSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        member = self.get_object()  # another org's member is a 404 before anything else
         body = MemberRoleSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         membership = services.change_role(
-            self.get_object(), body.validated_data["role"],
+            member, body.validated_data["role"],
             granted_by_owner=self.tenant.can("owner"),
         )
         return Response(MemberSerializer(membership).data)

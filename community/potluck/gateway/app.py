@@ -24,7 +24,7 @@ import orjson
 from django.conf import settings
 from redis.asyncio import Redis
 
-from potluck import extensions
+from potluck import extensions, jsonbody
 from potluck.gateway import metrics
 from potluck.gateway.auth import KeyCache
 from potluck.gateway.db import DatabaseThread
@@ -259,8 +259,11 @@ class Gateway:
                          ctx: RequestContext) -> None:
         raw = await _read_body(scope, receive, settings.GATEWAY_MAX_BODY_BYTES)
         try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            body = jsonbody.loads(raw)
+        except jsonbody.TooDeeplyNested as deep:
+            raise errors.bad_request(f"The request body nests more than {deep.max_depth} "
+                                     "levels deep.", code="too_deeply_nested") from None
+        except jsonbody.InvalidJSON:
             raise errors.bad_request("The request body is not valid JSON.") from None
         if not isinstance(body, dict):
             raise errors.bad_request("The request body must be a JSON object.")

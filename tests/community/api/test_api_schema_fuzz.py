@@ -36,7 +36,7 @@ def test_every_operation_keeps_its_schema(org, key_for):
         @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
-        def run(case: schemathesis.Case) -> None:
+        def run(case: schemathesis.Case, label: str = label) -> None:
             case.call_and_validate(headers=headers, checks=CHECKS)
             ran[label] = ran.get(label, 0) + 1
 
