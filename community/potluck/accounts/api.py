@@ -18,7 +18,7 @@ from potluck import extensions
 from potluck.accounts import quotas, selectors, services
 from potluck.accounts.invitations_api import SentInvitationSerializer, send_invitation
 from potluck.accounts.models import KEY_SCOPES, ApiKey, Membership, Organization, Role
-from potluck.api.base import OrgScopedViewSet, resolve_tenant
+from potluck.api.base import OrgScopedViewSet, Tenant, resolve_tenant
 from potluck.errors import Forbidden
 
 
@@ -54,7 +54,8 @@ class MemberRoleSerializer(serializers.Serializer):
 
 class ApiKeySerializer(serializers.ModelSerializer):
     prefix = serializers.CharField(source="display_prefix", read_only=True)
-    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None,
+                                        allow_null=True)
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=[s.value for s in KEY_SCOPES]),
         required=False, allow_empty=False,
@@ -120,16 +121,24 @@ class MembersViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
 
     @extend_schema(request=MemberRoleSerializer, responses=MemberSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        member = self.get_object()  # another org's member is a 404 before anything else
         body = MemberRoleSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         membership = services.change_role(
-            self.get_object(), body.validated_data["role"],
+            member, body.validated_data["role"],
             granted_by_owner=self.tenant.can("owner"),
         )
         return Response(MemberSerializer(membership).data)
 
     def perform_destroy(self, instance: Membership) -> None:
         services.remove_member(instance, removed_by_owner=self.tenant.can("owner"))
+
+
+def _made(tenant: Tenant, key: ApiKey) -> bool:
+    """Whether the caller created ``key``: the person signed in, or the API key in use."""
+    if tenant.user is not None and key.created_by_id == tenant.user.pk:
+        return True
+    return tenant.api_key is not None and key.created_by_key_id == tenant.api_key.pk
 
 
 class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
@@ -157,6 +166,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
         key, secret = services.create_api_key(
             self.tenant.organization, data["name"], scopes=sorted(wanted),
             expires_at=data.get("expires_at"), created_by=self.tenant.user,
+            created_by_key=self.tenant.api_key,
         )
         out = NewApiKeySerializer(key).data
         out["key"] = secret
@@ -166,9 +176,9 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str | None = None) -> Response:
         key = self.get_object()
-        made_it = self.tenant.user is not None and key.created_by_id == self.tenant.user.pk
-        if not (self.tenant.can("admin") or made_it):
-            raise Forbidden("only an admin or the key's creator can revoke it")
+        if not (self.tenant.can("admin") or _made(self.tenant, key)):
+            raise Forbidden("only an admin (an admin key or role) or the key's creator (the "
+                            "person, or the key, that created it) can revoke it")
         return Response(ApiKeySerializer(services.revoke_api_key(key)).data)
 
 

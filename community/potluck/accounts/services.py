@@ -186,6 +186,7 @@ def create_api_key(
     scopes: list[str] | None = None,
     expires_at: datetime | None = None,
     created_by: User | None = None,
+    created_by_key: ApiKey | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret; the secret is never stored or shown again."""
     name = name.strip()
@@ -203,6 +204,7 @@ def create_api_key(
                 key = ApiKey.objects.create(
                     organization=org, name=name, lookup=lookup, secret_hash=keys.hash_key(raw),
                     scopes=clean_scopes, expires_at=expires_at, created_by=created_by,
+                    created_by_key=created_by_key,
                 )
                 extensions.record_admin_event(
                     "api_key.created", organization_id=org.id,

@@ -79,6 +79,10 @@ class ProviderSerializer(serializers.Serializer):
     start_url = serializers.CharField()
 
 
+class ProvidersSerializer(serializers.Serializer):
+    providers = ProviderSerializer(many=True)
+
+
 def enforce_csrf(request: Request) -> None:
     """The CSRF check of a form post, also for a caller who is not signed in yet."""
 
@@ -151,7 +155,7 @@ class SessionProvidersView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: ProviderSerializer(many=True)})
+    @extend_schema(responses={200: ProvidersSerializer})
     def get(self, request: Request) -> Response:
         email = (request.query_params.get("email") or "").strip() or None
         providers = extensions.providers_for(email)

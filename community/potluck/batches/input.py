@@ -56,6 +56,10 @@ class _EndpointValidator(BatchValidator):
             self.codes[line] = ("url_mismatch", "url")
             return (f"the url {record['url']!r} does not match the batch's endpoint "
                     f"{self.endpoint!r}")
+        if record["body"].get("stream") is True:
+            self.codes[line] = ("invalid_request", "body.stream")
+            return ("body.stream is true, but a batch request is answered as one JSON body: "
+                    "remove stream")
         return None
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ import orjson
 from django.conf import settings
 from redis.asyncio import Redis
 
-from potluck import extensions
+from potluck import extensions, jsonbody
 from potluck.gateway import metrics
 from potluck.gateway.auth import KeyCache
 from potluck.gateway.db import DatabaseThread
@@ -136,6 +137,27 @@ class Gateway:
     # -- entry point ------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.start()
+        started = False
+
+        async def tracked(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._serve(scope, receive, tracked)
+        except Exception:
+            # A bug, never the client's fault: still OpenAI's shape, with a request id.
+            request_id = "req_" + uuid.uuid4().hex
+            log.exception("request %s to %s failed inside Potluck", request_id, scope["path"])
+            if not started:
+                error = InferenceError(500, "The request failed inside Potluck; it was "
+                                       f"logged as {request_id}.", type="server_error",
+                                       code="internal_error")
+                await self._respond(send, 500, error.body(),
+                                    [_JSON, (b"x-request-id", request_id.encode())])
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
         if path == "/metrics":
             await self._metrics(scope, send)
@@ -237,8 +259,11 @@ class Gateway:
                          ctx: RequestContext) -> None:
         raw = await _read_body(scope, receive, settings.GATEWAY_MAX_BODY_BYTES)
         try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            body = jsonbody.loads(raw)
+        except jsonbody.TooDeeplyNested as deep:
+            raise errors.bad_request(f"The request body nests more than {deep.max_depth} "
+                                     "levels deep.", code="too_deeply_nested") from None
+        except jsonbody.InvalidJSON:
             raise errors.bad_request("The request body is not valid JSON.") from None
         if not isinstance(body, dict):
             raise errors.bad_request("The request body must be a JSON object.")

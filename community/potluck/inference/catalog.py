@@ -33,6 +33,7 @@ class ModelEntry:
     # What an extension's model alias attached (``extensions.ModelAlias.attributes``).
     attributes: dict[str, Any] = field(default_factory=dict, compare=False)
     provider: str = ""  # the ``extensions.model_aliases`` key of an alias, else ""
+    capabilities: frozenset[str] = frozenset({"chat", "completions"})
 
     def __post_init__(self) -> None:
         if not self.served_name:
@@ -57,6 +58,8 @@ class ReplicaEntry:
 @dataclass
 class Snapshot:
     models: dict[str, list[ModelEntry]] = field(default_factory=dict)
+    # Every registered name, deployed or not: the organizations that own it (None: public).
+    registered: dict[str, set[str | None]] = field(default_factory=dict)
     replicas: dict[str, list[ReplicaEntry]] = field(default_factory=dict)
     replica_states: dict[str, int] = field(default_factory=dict)
 
@@ -72,16 +75,19 @@ def load_snapshot() -> Snapshot:
     rows = (RegisteredModel.objects.filter(Q(id__in=base_ids) | Q(base_id__in=lora_base_ids))
             .select_related("base")
             .only("id", "name", "organization_id", "base_id", "base__name", "context_length",
-                  "created_at"))
+                  "created_at", "capabilities", "base__capabilities"))
     for m in rows:
         entry = ModelEntry(
             id=str(m.id), name=m.name,
             organization_id=str(m.organization_id) if m.organization_id else None,
             route_id=str(m.base_id or m.id), parent=m.base.name if m.base_id else None,
             context_length=m.context_length, created=int(m.created_at.timestamp()),
-            served_name=server_name(m.id) if m.base_id else m.name)
+            served_name=server_name(m.id) if m.base_id else m.name,
+            capabilities=frozenset(m.base.capabilities if m.base_id else m.capabilities))
         snapshot.models.setdefault(m.name, []).append(entry)
     _add_aliases(snapshot)
+    for name, org in RegisteredModel.objects.values_list("name", "organization_id"):
+        snapshot.registered.setdefault(name, set()).add(str(org) if org else None)
     for r in Replica.objects.filter(state=ReplicaState.READY, deployment__model_id__in=base_ids,
                                     deployment__state=DeploymentState.ACTIVE
                                     ).values("id", "host", "port", "deployment__model_id",
@@ -138,6 +144,12 @@ class Catalog:
             if entry.organization_id is None:
                 public = entry
         return public
+
+    def registered(self, name: str, organization_id: str) -> bool:
+        """Whether the organization could call ``name`` if it were deployed (its own model
+        or a public one); another organization's model is never acknowledged."""
+        owners = self.snapshot.registered.get(name, ())
+        return organization_id in owners or None in owners
 
     def visible(self, organization_id: str) -> list[ModelEntry]:
         found = []

@@ -94,14 +94,9 @@ class StreamRelay:
             tail = await self.feed(rest + b"\n\n")
         else:
             tail = b""
-        self._settle_tokens()
         if not self.saw_done:
             raise StreamCut()
         return tail
-
-    def _settle_tokens(self) -> None:
-        if not self.saw_usage:  # no usage chunk: count content events, the best we know
-            self.ctx.completion_tokens = self.content_events
 
     def _mark_sent(self, events: list[bytes]) -> None:
         if self.ctx.first_token_at is None and any(b'"choices":[]' not in e and
@@ -130,7 +125,14 @@ class StreamRelay:
 
     def _count_content(self, data: bytes) -> None:
         if b'"choices":[]' not in data:
-            self.content_events += 1
+            self._counted()
+
+    def _counted(self) -> None:
+        """One content event relayed: until the usage chunk comes (a stream cut short never
+        brings it), the completion tokens are the events relayed, one token each."""
+        self.content_events += 1
+        if not self.saw_usage:
+            self.ctx.completion_tokens = self.content_events
 
     def _read_usage(self, payload: Any) -> bool:
         usage = payload.get("usage") if isinstance(payload, dict) else None
@@ -169,7 +171,7 @@ class StreamRelay:
                     out.append(self._serialize(payload))
                 continue
             if payload.get("choices"):
-                self.content_events += 1
+                self._counted()
             if self.served_name and payload.get("model") == self.served_name:
                 payload["model"] = self.public_name
             for emitted in await self._through(payload, 0):

@@ -108,10 +108,11 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgSco
 
     @extend_schema(request=ScaleSerializer, responses=DeploymentSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        deployment = self.get_object()  # another org's deployment is a 404 first
         body = ScaleSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         deployment = services.scale_deployment(
-            self.get_object(), body.validated_data["replicas"],
+            deployment, body.validated_data["replicas"],
             organization=self.tenant.organization)
         return Response(self._shown(deployment))
 
