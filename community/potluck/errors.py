@@ -29,3 +29,10 @@ class Conflict(PotluckError):
 
 class Forbidden(PotluckError):
     status = 403
+
+
+class InsufficientStorage(PotluckError):
+    """The server's disk (or quota) is full: nothing was stored (HTTP 507, RFC 4918)."""
+
+    status = 507
+    code = "storage_full"
