@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import signal
 import subprocess
@@ -36,6 +37,7 @@ from potluck.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedSe
 from potluck.runtime.restarts import RestartPolicy
 from potluck.runtime.services import StateServices, start_state_services
 
+log = logging.getLogger(__name__)
 STOP_TIMEOUT_SECONDS = 30
 
 
@@ -61,6 +63,13 @@ class Child:
             self.argv, env=env, stdin=subprocess.DEVNULL, stdout=self.log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
+        # Its pid for operators and drills (Celery and gunicorn rewrite their titles).
+        self.pidfile.write_text(f"{self.process.pid}\n")
+
+    @property
+    def pidfile(self) -> Path:
+        assert self.logs is not None
+        return self.logs.parent / "run" / f"{self.name}.pid"
 
     def exited(self) -> int | None:
         return None if self.process is None else self.process.poll()
@@ -105,6 +114,8 @@ class Child:
             self.process.wait(timeout=5)
         if self.log is not None:
             self.log.close()
+        if self.logs is not None:
+            self.pidfile.unlink(missing_ok=True)
 
 
 @dataclass
@@ -212,6 +223,21 @@ class DataDirLock:
             self.handle = None
 
 
+def _become_subreaper() -> None:
+    """Adopt our descendants' orphans (Linux ``PR_SET_CHILD_SUBREAPER``): the postmaster
+    that ``pg_ctl`` leaves behind, and replicas that outlive their agent, become children
+    of `up`, which reaps them when they die (where PID 1 may not, e.g. in a container)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_CHILD_SUBREAPER) failed: %s",
+                    os.strerror(ctypes.get_errno()))
+
+
 def _clock() -> str:
     return time.strftime("%H:%M:%S")
 
@@ -307,6 +333,7 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         self.lock.acquire()
+        _become_subreaper()
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         try:
@@ -356,8 +383,34 @@ class Supervisor:
                 if not self._tend(unit):
                     return 1
             self._remember_replicas()
+            self._reap_orphans()
             time.sleep(0.5)
         return 0
+
+    def _reap_all(self, timeout: float = 10) -> None:
+        """After the stop: reap the adopted orphans as they exit (leave no zombie)."""
+        deadline = time.monotonic() + timeout
+        while psutil.Process().children() and time.monotonic() < deadline:
+            self._reap_orphans()
+            time.sleep(0.1)
+
+    def _reap_orphans(self) -> None:
+        """Reap the orphans `up` adopted (a killed postmaster, replicas or gunicorn workers
+        whose parent died) once they exit, so that none lingers as a zombie that still
+        looks alive (``pg_ctl`` would take a zombie postmaster for a running server).
+        Children that a ``Popen`` of ours owns are left to it."""
+        own = {unit.pid for unit in self.children if unit.process is not None}
+        own |= {svc.service.process.pid for svc in self.service_children
+                if isinstance(svc.service, EmbeddedRedis) and svc.service.process is not None}
+        for _ in range(64):
+            try:
+                found = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if found is None or found.si_pid in own:
+                return  # nothing has exited, or the next look at that child reaps it
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(found.si_pid, os.WNOHANG)
 
     def _tend(self, unit: Child | ServiceChild) -> bool:
         """Notice a death, or restart when its back-off is over; False: give up."""
@@ -372,7 +425,7 @@ class Supervisor:
         unit.restart_at = None
         try:
             unit.restart()
-        except (EmbeddedServiceError, OSError, subprocess.SubprocessError) as exc:
+        except Exception as exc:  # whatever a restart raises is one more failed start
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             return self._plan_restart(unit, f"{unit.name} did not start again ({first})",
                                       time.monotonic())
@@ -444,6 +497,8 @@ class Supervisor:
             self.services.unpublish()
             self.services.stop()
             self.services = None
+        self.service_children.clear()
+        self._reap_all()
         self.lock.release()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
