@@ -56,9 +56,13 @@ class Child:
     restarts: RestartPolicy = field(default_factory=RestartPolicy)
     restart_at: float | None = None  # monotonic; set while it waits for its restart
 
-    def start(self, env: dict[str, str], logs: Path) -> None:
+    def start(self, env: dict[str, str], logs: Path, note: str = "") -> None:
         self.env, self.logs = env, logs
         self.log = (logs / f"{self.name}.log").open("ab")
+        if note:  # where a restart begins, for whoever reads the log
+            self.log.write(f"==== potluck up: {note} at {time.strftime('%F %T')} ====\n"
+                           .encode())
+            self.log.flush()
         self.process = subprocess.Popen(
             self.argv, env=env, stdin=subprocess.DEVNULL, stdout=self.log,
             stderr=subprocess.STDOUT, start_new_session=True,
@@ -92,7 +96,7 @@ class Child:
         then start it again with the same environment."""
         assert self.env is not None and self.logs is not None
         self.stop(timeout=5)
-        self.start(self.env, self.logs)
+        self.start(self.env, self.logs, note=f"{self.name} started again")
 
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """TERM the whole process group, then KILL whatever is left of it."""
@@ -459,8 +463,10 @@ class Supervisor:
     def _stop_replicas(self, agent: Child) -> None:
         """Stop the node's vLLM replicas, which outlive their agent by design, before it.
 
-        The agent's descendants that lead their own process group are those replicas;
-        whatever of them a failed orderly stop leaves is killed as a last resort.
+        The replicas are the process groups that agents of this run started (their
+        descendants that lead a group, remembered as they appear, so that those a
+        restarted agent adopted count too); whatever of them a failed orderly stop
+        leaves is killed as a last resort.
         """
         self._remember_replicas(every=0)
         groups = [pgid for pgid, leader in self.replica_groups.items() if _group_lives(leader)]
