@@ -223,11 +223,11 @@ def test_a_replica_killed_between_headers_and_first_chunk_is_answered_by_another
             fault_at = time.monotonic()
             asking.join(120)
             answered = time.monotonic() - fault_at
-        assert answer.get("status") == 200, answer
-        request_id = str(answer["request_id"])
-        records = drilled.ledger.wait_for(key_id, lambda got: request_id in got,
-                                          USAGE_DEADLINE)
-        usage = time.monotonic() - fault_at
+            assert answer.get("status") == 200, answer
+            request_id = str(answer["request_id"])
+            records = drilled.ledger.wait_for(key_id, lambda got: request_id in got,
+                                              USAGE_DEADLINE)
+            usage = time.monotonic() - fault_at
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(stand_in.pid, signal.SIGKILL)
