@@ -43,3 +43,8 @@ class ConcurrencyQuotaExceeded(QuotaExceeded):
     for too many active fine-tuning jobs)."""
 
     status = 429
+class InsufficientStorage(PotluckError):
+    """The server's disk (or quota) is full: nothing was stored (HTTP 507, RFC 4918)."""
+
+    status = 507
+    code = "storage_full"

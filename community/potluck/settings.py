@@ -62,6 +62,8 @@ INSTALLED_APPS += [app for app in PLUGINS if app not in INSTALLED_APPS]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "potluck.web_security.SecureCookiesOverTLS",
+    # A database outage is a 503 in the API's own shape (see the module).
+    "potluck.database_outage.DatabaseOutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -98,6 +100,10 @@ def _database_from_url(url: str | None) -> dict[str, object]:
         return {"ENGINE": "django.db.backends.postgresql", "NAME": "potluck",
                 "HOST": str(DATA_DIR / "run" / "no-database-configured")}
     params = conninfo_to_dict(url)
+    # A database host that does not answer must fail a connection in seconds, not after
+    # the kernel's TCP time-out: the gateway then serves known keys from its cache.
+    # (``?connect_timeout=N`` in DATABASE_URL overrides it.)
+    params.setdefault("connect_timeout", "5")
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": params.pop("dbname", "potluck"),
@@ -130,6 +136,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis restarted or unreachable: workers (the node agents) reconnect for as long as it
+# takes, instead of exiting after Celery's default of 100 tries.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TASK_DEFAULT_QUEUE = "potluck.control"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "run" / "celerybeat-schedule")

@@ -15,13 +15,13 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import orjson
 from django.conf import settings
+from django.db import DatabaseError
 from redis.asyncio import Redis
 
 from potluck import extensions, jsonbody
@@ -31,7 +31,7 @@ from potluck.gateway.db import DatabaseThread
 from potluck.inference import errors
 from potluck.inference.catalog import Catalog, ModelEntry, load_snapshot
 from potluck.inference.context import ONLINE, Caller, Outcome, RequestContext
-from potluck.inference.core import InferenceCore, StreamAnswer
+from potluck.inference.core import InferenceCore, StreamAnswer, new_request_id
 from potluck.inference.errors import InferenceError
 from potluck.inference.limits import Defaults, Limiter, RateLimits
 from potluck.inference.metering import UsageMeter
@@ -113,6 +113,7 @@ class Gateway:
 
     async def _refresh_loop(self) -> None:
         rounds = 0
+        failing = False
         while True:
             await asyncio.sleep(settings.GATEWAY_CATALOG_REFRESH_SECONDS)
             rounds += 1
@@ -120,8 +121,18 @@ class Gateway:
                 await self._refresh()
                 if rounds % LAG_EVERY_ROUNDS == 0:  # the lag query counts rows: not each second
                     await self.db.run(usage_metrics.update_consumer_lag)
-            except Exception:  # keep serving from the last good snapshot
+            except DatabaseError as exc:  # keep serving from the last good snapshot
+                if not failing:
+                    log.warning("catalog refresh: the database is unreachable (%s); serving "
+                                "from the last catalogue until it answers", exc)
+                failing = True
+                continue
+            except Exception:
                 log.exception("catalog refresh failed")
+                continue
+            if failing:
+                log.info("catalog refresh: the database answers again")
+                failing = False
 
     async def shutdown(self) -> None:
         if not self._started:
@@ -137,35 +148,36 @@ class Gateway:
     # -- entry point ------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.start()
-        started = False
+        started: list[bool] = []
 
         async def tracked(message: dict[str, Any]) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started.append(True)
             await send(message)
 
+        request_id = new_request_id()
         try:
-            await self._serve(scope, receive, tracked)
+            await self._handle(scope, receive, tracked, request_id)
         except Exception:
-            # A bug, never the client's fault: still OpenAI's shape, with a request id.
-            request_id = "req_" + uuid.uuid4().hex
-            log.exception("request %s to %s failed inside Potluck", request_id, scope["path"])
+            # A fault nothing above expected (a bug, or a dependency failing in a new way)
+            # still gets OpenAI's shape, never a bare "Internal Server Error".
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
             if not started:
-                error = InferenceError(500, "The request failed inside Potluck; it was "
-                                       f"logged as {request_id}.", type="server_error",
+                error = InferenceError(500, "The server had an error while processing your "
+                                       "request; retry shortly.", type="server_error",
                                        code="internal_error")
                 await self._respond(send, 500, error.body(),
                                     [_JSON, (b"x-request-id", request_id.encode())])
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _handle(self, scope: Scope, receive: Receive, send: Send,
+                      request_id: str) -> None:
         path, method = scope["path"], scope["method"]
         if path == "/metrics":
             await self._metrics(scope, send)
             return
         endpoint = by_path(path)
-        ctx = self.core.new_context(endpoint, source=ONLINE) if endpoint else None
-        request_id = ctx.request_id if ctx else self.core.new_context(None, source=ONLINE
-                                                                      ).request_id
+        ctx = (self.core.new_context(endpoint, source=ONLINE, request_id=request_id)
+               if endpoint else None)
         try:
             caller = await self._authenticate(scope)
             if ctx is None:
