@@ -389,28 +389,30 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 
 async def _unless_disconnected(receive: Receive, work: Awaitable[Any]) -> Any:
-    """Run ``work``; if the client disconnects first, cancel it (which closes the
-    upstream connection, and vLLM aborts the generation)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_wait_disconnect(receive))
+    """Await ``work`` in this task; if the client disconnects first, cancel it (which
+    closes the upstream connection, and vLLM aborts the generation) and raise
+    ``ClientGone``. One watcher task per call, no ``asyncio.wait``."""
+    current = asyncio.current_task()
+    assert current is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        current.cancel()
+
+    watcher = asyncio.ensure_future(watch())
     try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
     except asyncio.CancelledError:
-        task.cancel()
+        if not gone:
+            raise
+        current.uncancel()
+        raise ClientGone() from None
+    finally:
         watcher.cancel()
-        raise
-    if task in done:
-        watcher.cancel()
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-    raise ClientGone()
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 def _model_object(entry: ModelEntry) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from django.db.models import Q
+from yarl import URL
 
 from potluck import extensions
 from potluck.registry.models import RegisteredModel
@@ -53,6 +54,14 @@ class ReplicaEntry:
     url: str
     adapters: frozenset[str] = frozenset()  # LoRA adapters this server holds now
     in_flight: int = 0
+    _urls: dict[str, URL] = field(default_factory=dict, repr=False)
+
+    def url_for(self, path: str) -> URL:
+        """The URL of ``path`` on this replica, parsed once (not on every request)."""
+        found = self._urls.get(path)
+        if found is None:
+            found = self._urls[path] = URL(self.url + path)
+        return found
 
 
 @dataclass
