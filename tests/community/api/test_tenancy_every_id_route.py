@@ -118,6 +118,7 @@ OBJECTS: dict[str, Callable[[Any], Any]] = {
     "api/replicas/{pk}": lambda org: _replica(org).pk,
     "v1/files/{file_id}": lambda org: _file(org).pk,
     "v1/fine_tuning/jobs/{job_id}": lambda org: _job(org).pk,
+    "api/fine-tuning/jobs/{job_id}": lambda org: _job(org).pk,
     "v1/batches/{batch_id}": lambda org: _batch(org).pk,
 }
 
