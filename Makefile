@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 ENGINE := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 PYTEST_ARGS ?=
 
-.PHONY: run test install system-deps lint frontend frontend-test clean bench-gateway bench-usage bench-finetune
+.PHONY: run test install system-deps lint frontend frontend-test clean bench-gateway bench-usage bench-finetune bench-billing bench-compliance
 
 run: install frontend
 	$(VENV)/bin/potluck up
@@ -67,9 +67,21 @@ bench-usage: install
 	POTLUCK_DATA_DIR=$(CURDIR)/$(BENCH_DIR)-usage $(VENV)/bin/potluck services run -- \
 		$(PY) bench/usage/run.py && rm -rf $(BENCH_DIR)-usage
 
+# Enterprise billing: the budget check's added gateway latency (billing off vs on) and
+# 10,000 priced requests checked against usage x prices; see bench/billing/README.md.
+bench-billing: install
+	rm -rf $(BENCH_DIR)-billing
+	POTLUCK_DATA_DIR=$(CURDIR)/$(BENCH_DIR)-billing $(VENV)/bin/potluck services run -- \
+		$(PY) bench/billing/run.py && rm -rf $(BENCH_DIR)-billing
+
 # Potluck's fine-tuning trainer vs a plain peft script (tokens/s); see bench/finetune/README.md.
 bench-finetune: install
 	$(PY) bench/finetune/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+bench-compliance: install
+	rm -rf $(BENCH_DIR)-compliance
+	POTLUCK_DATA_DIR=$(CURDIR)/$(BENCH_DIR)-compliance $(VENV)/bin/potluck services run -- \
+		$(PY) bench/compliance/run.py && rm -rf $(BENCH_DIR)-compliance

@@ -29,6 +29,18 @@ def redis_conn():
     return conn
 
 
+@pytest.fixture(autouse=True)
+def fresh_sign_in_counters() -> None:
+    """Failed sign-ins counted in Redis by one test never throttle the next one (every
+    test client signs in from 127.0.0.1)."""
+    from potluck.redis_client import get_redis
+
+    conn = get_redis()
+    keys = list(conn.scan_iter(match="potluck:signin:*", count=500))
+    if keys:
+        conn.delete(*keys)
+
+
 @pytest.fixture
 def make_org(db) -> Callable[..., object]:
     from potluck.accounts import services
@@ -165,3 +177,38 @@ def start_agent(live_env, reaper, tmp_path) -> Callable[..., object]:
         return agent
 
     return start
+
+
+@pytest.fixture(scope="session")
+def python_for_all_users() -> tuple[str, dict[str, str]]:
+    """A Python that users other than root can run, and the variables it needs to find
+    this environment's packages: (interpreter, env).
+
+    Production installs live in /usr or /opt; this environment's interpreter may live
+    under /root (pyenv), which no other user may enter. Then its installation, less its
+    own site-packages and tests, is copied once under .potluck-test/ (about 100 MB).
+    """
+    import shutil
+    import sysconfig
+
+    base = Path(sys.base_prefix)
+    reachable = all(folder.stat().st_mode & 0o001 for folder in [*base.parents, base])
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = {"PYTHONPATH": os.pathsep.join([*paths, sysconfig.get_paths()["purelib"]])}
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if reachable:
+        return sys.executable, env
+    copy = REPO_ROOT / ".potluck-test" / f"python-{sys.version.split()[0]}"
+    if not (copy / ".complete").exists():
+        shutil.rmtree(copy, ignore_errors=True)
+        skip = shutil.ignore_patterns("site-packages", "test", "tests", "idlelib", "tkinter",
+                                      "ensurepip", "__pycache__", "*.a")
+        shutil.copytree(base / "bin", copy / "bin", symlinks=True)
+        shutil.copytree(base / "lib", copy / "lib", symlinks=True, ignore=skip)
+        (copy / "lib" / f"python{version}" / "site-packages").mkdir()
+        (copy / ".complete").touch()
+    for folder in [*copy.parents, copy]:
+        if folder.exists() and not folder.stat().st_mode & 0o001:
+            folder.chmod(folder.stat().st_mode | 0o001)
+    env["LD_LIBRARY_PATH"] = str(copy / "lib")
+    return str(copy / "bin" / f"python{version}"), env

@@ -13,7 +13,9 @@ from aiohttp import web
 
 @dataclass
 class Behaviour:
-    mode: str = "ok"  # ok | error503 | slow_stream | die_mid_answer | cut_stream
+    # ok | error503 | slow_stream | die_mid_answer | cut_stream | headers_then_die |
+    # vllm_error400 (an error in vLLM's own shape)
+    mode: str = "ok"
     chunks: int = 3
     delay: float = 0.0
     # The text of the answer, piece by piece (one stream event each); default w0 w1 w2.
@@ -25,6 +27,7 @@ class FakeUpstream:
     behaviour: Behaviour = field(default_factory=Behaviour)
     bodies: list[dict] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    tokenized: list[dict] = field(default_factory=list)
     port: int = 0
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
@@ -33,6 +36,16 @@ class FakeUpstream:
         b = self.behaviour
         if b.mode == "error503":
             return web.json_response({"error": {"message": "overloaded"}}, status=503)
+        if b.mode == "vllm_error400":
+            return web.json_response({"error": {"message": "This model's maximum context "
+                                                "length is 512 tokens.",
+                                                "type": "BadRequestError", "param": None,
+                                                "code": 400}}, status=400)
+        if b.mode == "headers_then_die" and body.get("stream"):
+            response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await response.prepare(request)  # headers out, then the process "dies"
+            request.transport.close()
+            return response
         if b.mode == "die_mid_answer":  # headers and half a body, then the process "dies"
             response = web.StreamResponse(headers={"content-type": "application/json",
                                                    "content-length": "1000"})
@@ -81,8 +94,18 @@ class FakeUpstream:
             raise
         return response
 
+    async def tokenize(self, request: web.Request) -> web.Response:
+        """vLLM's /tokenize: here one token per word of the prompt or messages."""
+        body = await request.json()
+        self.tokenized.append(body)
+        text = body.get("prompt") or " ".join(str(m.get("content", ""))
+                                              for m in body.get("messages") or [])
+        return web.json_response({"count": len(text.split()), "max_model_len": 512,
+                                  "tokens": []})
+
     def app(self) -> web.Application:
         app = web.Application()
+        app.router.add_post("/tokenize", self.tokenize)
         app.router.add_post("/v1/chat/completions", self.completions)
         app.router.add_post("/v1/completions", self.completions)
         return app

@@ -59,12 +59,13 @@ def kill_group(pgid: int) -> None:
 class Agent:
     """``potluck agent --control`` in its own process group, logging to ``log``."""
 
-    def __init__(self, env: dict[str, str], log: Path, groups: set[int], node: str) -> None:
+    def __init__(self, env: dict[str, str], log: Path, groups: set[int], node: str,
+                 python: str = sys.executable) -> None:
         self.log = log
         self.node = node
         handle = log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "potluck", "agent", "--name", node, "--control"],
+            [python, "-m", "potluck", "agent", "--name", node, "--control"],
             env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
         handle.close()
         groups.add(self.process.pid)

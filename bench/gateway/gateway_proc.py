@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The gateway as deployed: gunicorn + uvicorn worker, potluck.gunicorn_conf, ONE worker."""
+"""Servers run as Potluck's web is deployed: gunicorn + uvicorn worker, potluck.gunicorn_conf,
+ONE worker. Potluck's gateway (and its lever variants), and the raw forwarder."""
 
 from __future__ import annotations
 
@@ -32,16 +33,30 @@ class GatewayProcess:
         return [int(pid) for pid in text.split()]
 
 
-def start(run_dir: Path) -> GatewayProcess:
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def start(run_dir: Path, name: str = "gateway", *, app: str = "potluck.asgi:application",
+          args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+          plugins: str = "noop_policies") -> GatewayProcess:
+    """``gunicorn -c python:potluck.gunicorn_conf APP`` with one worker, as deployed.
+
+    ``plugins``: POTLUCK_PLUGINS (the bench's no-op policies by default; importable from
+    this folder, which goes on PYTHONPATH). ``args``: extra gunicorn arguments (they
+    override the config file's), ``env``: extra environment.
+    """
     port = procs.free_port()
-    env = {**os.environ, "POTLUCK_BIND": f"127.0.0.1:{port}", "POTLUCK_WEB_WORKERS": "1",
-           "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus"), "PYTHONUNBUFFERED": "1"}
-    log = run_dir / "gateway.log"
+    path = os.pathsep.join(p for p in (str(BENCH_DIR), os.environ.get("PYTHONPATH", "")) if p)
+    full_env = {**os.environ, "POTLUCK_BIND": f"127.0.0.1:{port}", "POTLUCK_WEB_WORKERS": "1",
+                "PROMETHEUS_MULTIPROC_DIR": str(run_dir / f"prometheus-{name}"),
+                "PYTHONUNBUFFERED": "1", "PYTHONPATH": path, "POTLUCK_PLUGINS": plugins,
+                **(env or {})}
+    log = run_dir / f"{name}.log"
     process = procs.spawn([sys.executable, "-m", "gunicorn", "-c", "python:potluck.gunicorn_conf",
-                           "potluck.asgi:application"], log, env)
+                           *args, app], log, full_env)
     gateway = GatewayProcess(port, process, log)
     try:
-        procs.wait_until(lambda: _healthy(gateway.url), 90, "gateway (gunicorn)", process, log)
+        procs.wait_until(lambda: _healthy(gateway.url), 90, f"{name} (gunicorn)", process, log)
     except BaseException:
         procs.stop(process)
         raise

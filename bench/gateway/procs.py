@@ -108,3 +108,28 @@ def schedstat(pid: int) -> tuple[float, float]:
 
 def say(line: str = "") -> None:
     print(line, flush=True)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every CPU of the machine spent busy since boot (``/proc/stat``)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds used so far by ``root`` and its live descendants."""
+    import psutil
+
+    total = 0.0
+    try:
+        members = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for proc in members:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total

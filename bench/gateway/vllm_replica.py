@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,9 +41,11 @@ def build_model(data_dir: Path) -> Path:
     return build_demo_model(data_dir / "models" / MODEL_NAME, steps=1, progress=False)
 
 
-def start(model_dir: Path, port: int, log: Path) -> subprocess.Popen:
+def start(model_dir: Path, port: int, log: Path,
+          extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+           "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
+           **(extra_env or {})}
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
            "--served-model-name", MODEL_NAME, "--host", "127.0.0.1", "--port", str(port),
            "--enforce-eager", "--dtype", "float32", "--max-model-len", "512"]
@@ -68,6 +71,7 @@ def completion_body() -> bytes:
 @dataclass
 class Round:
     target: str
+    tag: str = ""  # the CPU-sharing design it ran under
     requests: int = 0
     ok: int = 0
     tokens: int = 0
@@ -80,8 +84,9 @@ class Round:
 
 
 async def _round(session: aiohttp.ClientSession, target: str, url: str,
-                 headers: dict[str, str], requests: int, concurrency: int) -> Round:
-    result = Round(target)
+                 headers: dict[str, str], requests: int, concurrency: int,
+                 tag: str = "") -> Round:
+    result = Round(target, tag)
     body = completion_body()
     remaining = iter(range(requests))
 
@@ -106,8 +111,12 @@ async def _round(session: aiohttp.ClientSession, target: str, url: str,
     return result
 
 
-async def _rounds(plan: list[tuple[str, str, dict[str, str]]], requests: int,
-                  concurrency: int) -> list[Round]:
+Step = tuple[str, str, dict[str, str], str]  # target name, url, headers, design tag
+
+
+async def _rounds(plan: list[Step], requests: int, concurrency: int,
+                  before: Callable[[Step], None] | None,
+                  after: Callable[[Round], None] | None) -> list[Round]:
     out = []
     # Idle connections are dropped before vLLM's (and gunicorn's) 5 s keep-alive ends,
     # so a round never reuses one the server is closing (ServerDisconnectedError).
@@ -115,12 +124,20 @@ async def _rounds(plan: list[tuple[str, str, dict[str, str]]], requests: int,
     async with aiohttp.ClientSession(connector=connector,
                                      timeout=aiohttp.ClientTimeout(total=300),
                                      skip_auto_headers=("User-Agent",)) as session:
-        for target, url, headers in plan:
-            out.append(await _round(session, target, url, headers, requests, concurrency))
+        for step in plan:
+            target, url, headers, tag = step
+            if before is not None:
+                before(step)
+            result = await _round(session, target, url, headers, requests, concurrency, tag)
+            if after is not None:
+                after(result)
+            out.append(result)
     return out
 
 
-def rounds(plan: list[tuple[str, str, dict[str, str]]], *, requests: int,
-           concurrency: int) -> list[Round]:
-    """Run the rounds of ``plan`` (target name, url, headers) one after another."""
-    return uvloop.run(_rounds(plan, requests, concurrency))
+def rounds(plan: list[Step], *, requests: int, concurrency: int,
+           before: Callable[[Step], None] | None = None,
+           after: Callable[[Round], None] | None = None) -> list[Round]:
+    """Run the rounds of ``plan`` one after another; ``before``/``after`` are called
+    around each (to switch the CPU-sharing design, to read scheduler statistics)."""
+    return uvloop.run(_rounds(plan, requests, concurrency, before, after))

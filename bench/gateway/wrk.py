@@ -40,6 +40,13 @@ class WrkResult:
     max_ms: float
     errors: int  # socket errors + non-2xx/3xx answers
     error_detail: dict[str, int]
+    server_cpu_s: float | None = None  # CPU the server's process tree used meanwhile
+
+    @property
+    def server_cpu_us_per_request(self) -> float | None:
+        if self.server_cpu_s is None or not self.requests:
+            return None
+        return self.server_cpu_s / self.requests * 1e6
 
 
 def _lua_string(text: str) -> str:

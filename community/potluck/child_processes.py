@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Processes that Potluck starts on a host (vLLM replicas, fine-tuning trainers): the
-environment they get, and their process groups.
+"""Processes that Potluck starts on a host (vLLM replicas, fine-tuning trainers): their
+process groups. (The environment and the user they run as: ``potluck.nodes.isolation``.)
 
 Each such process leads its own session and process group (``start_new_session=True``),
 so it outlives the node agent that started it and one signal to the group reaches every
@@ -12,25 +12,9 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import psutil
-
-# The agent's own configuration (database, broker, secrets, billing) is none of a child's
-# business: variables that start with these are not passed on.
-PRIVATE_ENV_PREFIXES = ("POTLUCK_", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "CELERY_",
-                        "DJANGO_", "STRIPE_")
-
-
-def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a process Potluck starts: this process's own, without Potluck's
-    private settings, offline for Hugging Face (models load from disk), unbuffered
-    output, then ``extra`` on top."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(PRIVATE_ENV_PREFIXES)}
-    env["HF_HUB_OFFLINE"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra or {})
-    return env
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> bool:

@@ -29,3 +29,22 @@ class Conflict(PotluckError):
 
 class Forbidden(PotluckError):
     status = 403
+
+
+class QuotaExceeded(PotluckError):
+    """An organization's capacity quota would be exceeded (``code``: ``quota_exceeded``)."""
+
+    status = 403
+    code = "quota_exceeded"
+
+
+class ConcurrencyQuotaExceeded(QuotaExceeded):
+    """Too many things at once: it frees up as they finish, so a 429 (as OpenAI answers
+    for too many active fine-tuning jobs)."""
+
+    status = 429
+class InsufficientStorage(PotluckError):
+    """The server's disk (or quota) is full: nothing was stored (HTTP 507, RFC 4918)."""
+
+    status = 507
+    code = "storage_full"

@@ -97,6 +97,8 @@ class CommittedUsageRecord:
     replica_id: uuid.UUID | None
     created_at: datetime
     recorded_at: datetime
+    # Of prompt_tokens, those served from the prefix cache (OpenAI's cached_tokens).
+    cached_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -227,6 +229,55 @@ login_providers: Registry[Callable[[str | None], list[LoginProvider]]] = Registr
 # click commands added to the `potluck` CLI (e.g. `potluck license`).
 cli_commands: Registry[Any] = Registry("cli_commands")
 
+
+@dataclass(frozen=True)
+class ModelAlias:
+    """A name the inference core serves like a model, routed to an existing model.
+
+    ``target_id`` is the ``RegisteredModel`` id whose replicas serve it (a base model, or
+    an adapter: then the replicas that hold the adapter); ``organization_id`` (a UUID
+    string) makes it visible to that organization only, None to every organization.
+    ``attributes`` reach policies as ``ctx.entry.attributes`` (e.g. the enterprise
+    edition's compliance profile of a variant such as ``potluck-demo:finance``). An alias
+    whose target is not served is left out; an organization's own model of the same
+    name wins over a public alias, like any public model. Once its provider is
+    unregistered, an alias is no longer served, even before the next refresh.
+    """
+
+    name: str
+    target_id: str
+    organization_id: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+# Called on the catalogue refresh (about once a second per gateway worker and batch run,
+# on a thread where database access is allowed): each returns the aliases to serve.
+# Must be cheap; one that raises is logged and its aliases are left out this round.
+model_aliases: Registry[Callable[[], Sequence[ModelAlias]]] = Registry("model_aliases")
+
+
+@dataclass(frozen=True)
+class AdminEvent:
+    """An administrative act, for extensions that keep a trail of them (an audit log).
+
+    ``action`` is dotted, object first (``api_key.created``, ``member.role_changed``,
+    ``licence.installed``); ``organization_id`` None means installation-wide; ``actor``
+    says who, where the caller knows it (``user:<id>``, ``key:<prefix>``, ``operator``);
+    ``target`` names the object (never a secret); ``details`` is JSON-serialisable and
+    must never hold a secret or a key's raw value.
+    """
+
+    action: str
+    organization_id: str | None = None
+    actor: str = ""
+    target: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# Told of each administrative act, inside the transaction that makes it where there is
+# one (so a trail commits with the change). A sink that raises fails the act.
+admin_event_sinks: Registry[Callable[[AdminEvent], None]] = Registry("admin_event_sinks")
+
 ALL_REGISTRIES: tuple[Registry[Any], ...] = (
     request_policies,
     refreshers,
@@ -239,6 +290,8 @@ ALL_REGISTRIES: tuple[Registry[Any], ...] = (
     login_policies,
     login_providers,
     cli_commands,
+    model_aliases,
+    admin_event_sinks,
 )
 
 
@@ -254,6 +307,31 @@ def run_refreshers() -> None:
             refresh()
         except Exception:
             log.exception("refresher %r failed", key)
+
+
+def record_admin_event(action: str, *, organization_id: Any = None, actor: str = "",
+                       target: str = "", details: dict[str, Any] | None = None) -> None:
+    """Tell every admin-event sink of an administrative act (nothing when none is
+    registered). ``organization_id`` may be a UUID or its string. Raises whatever a sink
+    raises, so that an act whose trail could not be written does not happen."""
+    if not len(admin_event_sinks):
+        return
+    event = AdminEvent(action, str(organization_id) if organization_id else None, actor,
+                       target, dict(details or {}))
+    for sink in admin_event_sinks:
+        sink(event)
+
+
+def model_aliases_now() -> list[tuple[str, ModelAlias]]:
+    """(provider key, alias) of every registered provider's aliases; a provider that
+    raises is logged and skipped."""
+    found: list[tuple[str, ModelAlias]] = []
+    for key, provide in model_aliases.items():
+        try:
+            found.extend((key, alias) for alias in provide())
+        except Exception:
+            log.exception("model alias provider %r failed", key)
+    return found
 
 
 def check_member_policies(organization: Any, email: str, role: str) -> None:

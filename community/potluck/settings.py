@@ -60,6 +60,9 @@ INSTALLED_APPS += [app for app in PLUGINS if app not in INSTALLED_APPS]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "potluck.web_security.SecureCookiesOverTLS",
+    # A database outage is a 503 in the API's own shape (see the module).
+    "potluck.database_outage.DatabaseOutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -96,6 +99,10 @@ def _database_from_url(url: str | None) -> dict[str, object]:
         return {"ENGINE": "django.db.backends.postgresql", "NAME": "potluck",
                 "HOST": str(DATA_DIR / "run" / "no-database-configured")}
     params = conninfo_to_dict(url)
+    # A database host that does not answer must fail a connection in seconds, not after
+    # the kernel's TCP time-out: the gateway then serves known keys from its cache.
+    # (``?connect_timeout=N`` in DATABASE_URL overrides it.)
+    params.setdefault("connect_timeout", "5")
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": params.pop("dbname", "potluck"),
@@ -128,6 +135,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis restarted or unreachable: workers (the node agents) reconnect for as long as it
+# takes, instead of exiting after Celery's default of 100 tries.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TASK_DEFAULT_QUEUE = "potluck.control"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "run" / "celerybeat-schedule")
@@ -155,6 +165,25 @@ SERVING_RESTART_BACKOFF_MAX_SECONDS = env.env_int("POTLUCK_SERVING_RESTART_BACKO
 SERVING_REPLICA_BIND_HOST = env.env_str("POTLUCK_REPLICA_BIND_HOST", "127.0.0.1")
 SERVING_REPLICA_PORTS = env.env_str("POTLUCK_REPLICA_PORTS", "8100-8999")
 SERVING_CPU_KVCACHE_GIB = env.env_int("POTLUCK_VLLM_CPU_KVCACHE_SPACE", 1)
+# Who vLLM replicas and trainers run as when the node agent runs as root: "auto" (the
+# system user potluck-engine, created if missing), a user name, or "off" to keep the agent's.
+ENGINE_USER = env.env_str("POTLUCK_ENGINE_USER", "auto") or ""
+# More of the agent's environment variables they may inherit (names, or patterns like
+# "MY_TUNING_*"), beyond potluck.nodes.isolation's allowlist.
+ENGINE_ENV_ALLOW = env.env_list("POTLUCK_ENGINE_ENV", [])
+
+# Capacity quotas per organization (potluck.accounts.quotas); an organization's own
+# values, set with `potluck orgs quota`, override these. 0 allows none.
+ORG_MAX_REPLICAS = env.env_int("POTLUCK_ORG_MAX_REPLICAS", 16)
+ORG_MAX_GPUS = env.env_int("POTLUCK_ORG_MAX_GPUS", 8)
+ORG_MAX_CONCURRENT_FINE_TUNES = env.env_int("POTLUCK_ORG_MAX_FINE_TUNES", 4)
+# How replicas share the node's CPUs with the request path (potluck.serving.cpu_share):
+# a scheduling class (other, batch, idle), a nice value (0-19) and a CPU list ("" = all).
+# idle: the gateway, Redis and PostgreSQL get a CPU the moment they wake up; the engine
+# takes every cycle they leave (measured in bench/gateway, phase 5).
+SERVING_REPLICA_CPU_CLASS = env.env_str("POTLUCK_REPLICA_CPU_CLASS", "idle")
+SERVING_REPLICA_CPU_NICE = env.env_int("POTLUCK_REPLICA_CPU_NICE", 0)
+SERVING_REPLICA_CPUS = env.env_str("POTLUCK_REPLICA_CPUS", "")
 
 # Nameservers for SSO domain verification (empty: the system resolver).
 SSO_DNS_NAMESERVERS = env.env_list("POTLUCK_SSO_DNS_NAMESERVERS", [])
@@ -205,6 +234,11 @@ BATCH_CONCURRENCY = env.env_int("POTLUCK_BATCH_CONCURRENCY", 8)
 BATCH_MAX_FAILED_RUNS = env.env_int("POTLUCK_BATCH_MAX_FAILED_RUNS", 5)
 BATCH_LEASE_SECONDS = float(env.env_int("POTLUCK_BATCH_LEASE_SECONDS", 30))
 BATCH_HEARTBEAT_SECONDS = float(env.env_str("POTLUCK_BATCH_HEARTBEAT_SECONDS", "2"))
+# How trainers share the node's CPUs (as SERVING_REPLICA_CPU_*, potluck.serving.cpu_share).
+# Never above the replicas': a trainer at a normal class would starve idle-class replicas.
+FINETUNE_TRAINER_CPU_CLASS = env.env_str("POTLUCK_TRAINER_CPU_CLASS", "idle")
+FINETUNE_TRAINER_CPU_NICE = env.env_int("POTLUCK_TRAINER_CPU_NICE", 0)
+FINETUNE_TRAINER_CPUS = env.env_str("POTLUCK_TRAINER_CPUS", "")
 
 # Local model directories that the API may register; the CLI (the operator) may
 # register any directory it can read.
@@ -227,6 +261,68 @@ GATEWAY_READ_TIMEOUT = float(env.env_int("POTLUCK_UPSTREAM_READ_TIMEOUT", 300))
 # The bearer token a Prometheus scraper presents on /metrics (empty: /metrics is off).
 METRICS_TOKEN = env.env_str("POTLUCK_METRICS_TOKEN", "") or ""
 
+# One password sign-in path (POST /api/session, potluck.accounts.signin): OneSignInPath
+# refuses password checks made anywhere else; ModelBackend checks them there and keeps
+# sessions (SSO's included) and permissions working.
+AUTHENTICATION_BACKENDS = [
+    "potluck.accounts.signin.OneSignInPath",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sign-in throttling (see potluck.accounts.signin): failures allowed before delays start,
+# per account and per client address; the delay doubles from the base up to the maximum.
+SIGNIN_FREE_FAILURES_PER_ACCOUNT = env.env_int("POTLUCK_SIGNIN_FREE_FAILURES", 5)
+SIGNIN_FREE_FAILURES_PER_ADDRESS = env.env_int("POTLUCK_SIGNIN_FREE_FAILURES_PER_ADDRESS", 20)
+SIGNIN_BASE_DELAY_SECONDS = env.env_int("POTLUCK_SIGNIN_BASE_DELAY_SECONDS", 1)
+SIGNIN_MAX_DELAY_SECONDS = env.env_int("POTLUCK_SIGNIN_MAX_DELAY_SECONDS", 900)
+# Failed sign-ins are forgotten this long after the last one.
+SIGNIN_FAILURE_WINDOW_SECONDS = env.env_int("POTLUCK_SIGNIN_FAILURE_WINDOW_SECONDS", 3600)
+# A browser that signed in is throttled on its own for this long (a device cookie).
+SIGNIN_DEVICE_COOKIE_DAYS = env.env_int("POTLUCK_SIGNIN_DEVICE_DAYS", 365)
+
+# Invitations (potluck.accounts.invitations): how long a link works, where links point
+# (empty: the origin of the request that sent the invitation), and how mail goes out, for
+# invitations and alerts such as billing's budget warnings (no POTLUCK_SMTP_HOST: nothing
+# is mailed; the operator hands out invitation links from the CLI).
+INVITATION_DAYS = env.env_int("POTLUCK_INVITATION_DAYS", 7)
+PUBLIC_URL = env.env_str("POTLUCK_PUBLIC_URL", "") or ""
+EMAIL_BACKEND = env.env_str("POTLUCK_EMAIL_BACKEND",
+                            "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.env_str("POTLUCK_SMTP_HOST", "") or ""
+EMAIL_PORT = env.env_int("POTLUCK_SMTP_PORT", 587)
+EMAIL_HOST_USER = env.env_str("POTLUCK_SMTP_USER", "") or ""
+EMAIL_HOST_PASSWORD = env.env_str("POTLUCK_SMTP_PASSWORD", "") or ""
+EMAIL_USE_TLS = env.env_bool("POTLUCK_SMTP_STARTTLS", True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env.env_str("POTLUCK_EMAIL_FROM", "potluck@localhost")
+# Where django.core.mail.backends.filebased.EmailBackend (POTLUCK_EMAIL_BACKEND) writes.
+EMAIL_FILE_PATH = env.env_str("POTLUCK_EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
+# Metered billing (the enterprise edition's "billing" feature; defaults live here so that
+# the community edition never depends on enterprise settings). Money is in one currency
+# per installation (ISO 4217); budget periods and report days follow BILLING_TIME_ZONE.
+BILLING_CURRENCY = (env.env_str("POTLUCK_BILLING_CURRENCY", "USD") or "USD").upper()
+BILLING_TIME_ZONE = env.env_str("POTLUCK_BILLING_TIME_ZONE", "UTC") or "UTC"
+# Stripe: a secret key (sk_...), the webhook endpoint's signing secret (whsec_...), the
+# meter's event name, and optionally a metered price that linked customers subscribe to.
+BILLING_STRIPE_API_KEY = env.env_str("POTLUCK_BILLING_STRIPE_API_KEY", "") or ""
+BILLING_STRIPE_WEBHOOK_SECRET = env.env_str("POTLUCK_BILLING_STRIPE_WEBHOOK_SECRET", "") or ""
+BILLING_STRIPE_METER_EVENT = env.env_str("POTLUCK_BILLING_STRIPE_METER_EVENT",
+                                         "potluck_usage") or "potluck_usage"
+BILLING_STRIPE_PRICE_ID = env.env_str("POTLUCK_BILLING_STRIPE_PRICE_ID", "") or ""
+# Where the Stripe SDK sends calls (empty: Stripe's own hosts; tests point these at a fake).
+BILLING_STRIPE_API_BASE = env.env_str("POTLUCK_BILLING_STRIPE_API_BASE", "") or ""
+BILLING_STRIPE_METER_EVENTS_BASE = env.env_str("POTLUCK_BILLING_STRIPE_METER_EVENTS_BASE",
+                                               "") or ""
+BILLING_STRIPE_TIMEOUT_SECONDS = env.env_int("POTLUCK_BILLING_STRIPE_TIMEOUT_SECONDS", 20)
+# Meter event calls per second, over all senders (Stripe test mode allows 25).
+BILLING_STRIPE_CALLS_PER_SECOND = env.env_int("POTLUCK_BILLING_STRIPE_CALLS_PER_SECOND", 20)
+# A failed send is retried after this, doubling per failure in a row, up to the maximum.
+BILLING_STRIPE_RETRY_SECONDS = env.env_int("POTLUCK_BILLING_STRIPE_RETRY_SECONDS", 5)
+BILLING_STRIPE_RETRY_MAX_SECONDS = env.env_int("POTLUCK_BILLING_STRIPE_RETRY_MAX_SECONDS", 600)
+# A failed invoice payment: warn for this many days, then (if set) refuse inference until
+# an invoice is paid.
+BILLING_PAYMENT_GRACE_DAYS = env.env_int("POTLUCK_BILLING_PAYMENT_GRACE_DAYS", 7)
+BILLING_BLOCK_AFTER_GRACE = env.env_bool("POTLUCK_BILLING_BLOCK_AFTER_GRACE", True)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -240,6 +336,12 @@ REST_FRAMEWORK = {
         "potluck.accounts.authentication.ExtensionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON with a nesting limit (potluck.jsonbody): a deep body is a 400, not a crash.
+    "DEFAULT_PARSER_CLASSES": [
+        "potluck.json_parser.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -271,6 +373,26 @@ STATICFILES_DIRS = [("console", CONSOLE_DIST_DIR)] if CONSOLE_DIST_DIR.is_dir() 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SAMESITE = "Lax"
+
+# TLS. Behind a TLS-terminating proxy (POTLUCK_BEHIND_TLS_PROXY=true): trust its
+# X-Forwarded-Proto (the proxy must set it and drop the client's), redirect plain http
+# to https (except the health probes), and always send cookies as Secure. Without it,
+# cookies are still Secure on any request that arrived over HTTPS (see
+# potluck.web_security), and plain http on 127.0.0.1 (`make run`) keeps working.
+BEHIND_TLS_PROXY = env.env_bool("POTLUCK_BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.env_bool("POTLUCK_SSL_REDIRECT", BEHIND_TLS_PROXY)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.env_bool("POTLUCK_SECURE_COOKIES",
+                                                          BEHIND_TLS_PROXY)
+# Strict-Transport-Security, sent only on HTTPS answers (Django's SecurityMiddleware).
+SECURE_HSTS_SECONDS = env.env_int("POTLUCK_HSTS_SECONDS", 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.env_bool("POTLUCK_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 LOGGING = {
     "version": 1,

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-import { useQueryClient } from "@tanstack/react-query";
-import { Navigate, Route, Routes } from "react-router-dom";
+import { Link, Route, Routes } from "react-router-dom";
 import { Layout } from "./components/Layout";
 import { Batches } from "./pages/Batches";
+import { Billing } from "./billing/Billing";
+import { Compliance } from "./pages/Compliance";
 import { Enterprise } from "./pages/Enterprise";
 import { FineTuning } from "./pages/FineTuning";
 import { Keys } from "./pages/Keys";
@@ -15,13 +16,24 @@ import { Usage } from "./pages/Usage";
 import { SessionProvider } from "./session";
 import { EmptyState } from "./components/ui";
 
+/** Any path the console does not know: said so, with the way back (not a silent redirect). */
+export function NotFound() {
+  return (
+    <>
+      <h1>Page not found</h1>
+      <EmptyState title="There is no such page in the console">
+        Check the address, or go to the <Link to="/">Overview</Link>.
+      </EmptyState>
+    </>
+  );
+}
+
 export function App() {
-  const client = useQueryClient();
   return (
     <SessionProvider fallback={<p className="loading" role="status">Loading the console…</p>}>
-      {({ session, org }) => {
+      {({ session, org, expired, signedIn }) => {
         if (!session.authenticated) {
-          return <SignIn onSignedIn={(next) => { client.setQueryData(["session"], next); }} />;
+          return <SignIn expired={expired} onSignedIn={signedIn} />;
         }
         if (!org) {
           return (
@@ -39,13 +51,15 @@ export function App() {
               <Route path="/" element={<Overview />} />
               <Route path="/models" element={<Models />} />
               <Route path="/playground" element={<Playground />} />
-              <Route path="/fine-tuning" element={<FineTuning />} />
+              <Route path="/fine-tuning/:jobId?" element={<FineTuning />} />
               <Route path="/batches" element={<Batches />} />
               <Route path="/usage" element={<Usage />} />
+              <Route path="/billing" element={<Billing />} />
               <Route path="/keys" element={<Keys />} />
               <Route path="/members" element={<Members />} />
               <Route path="/enterprise" element={<Enterprise />} />
-              <Route path="*" element={<Navigate to="/" replace />} />
+              <Route path="/compliance" element={<Compliance />} />
+              <Route path="*" element={<NotFound />} />
             </Routes>
           </Layout>
         );

@@ -5,10 +5,14 @@ import { render } from "@testing-library/react";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { MemoryRouter } from "react-router-dom";
 import { vi } from "vitest";
+import { App } from "./App";
 
 export interface Call { url: string; method: string; headers: Record<string, string>; body: unknown }
 
-type Handler = (call: Call) => { status?: number; body?: unknown; stream?: string[] };
+/** `never`: the server does not answer (yet): the page shows its loading state. `text`: a
+ * non-JSON body (e.g. a proxy's HTML error page). */
+type Answer = { status?: number; body?: unknown; stream?: string[]; never?: boolean; text?: string };
+type Handler = (call: Call) => Answer;
 
 /** Replaces fetch with `handler`; returns the calls made. */
 export function fakeServer(handler: Handler): Call[] {
@@ -22,6 +26,7 @@ export function fakeServer(handler: Handler): Call[] {
     };
     calls.push(call);
     const answer = handler(call);
+    if (answer.never) return new Promise<Response>(() => undefined);
     if (answer.stream) {
       const encoder = new TextEncoder();
       const parts = answer.stream;
@@ -32,6 +37,10 @@ export function fakeServer(handler: Handler): Call[] {
         },
       });
       return new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } });
+    }
+    if (answer.text !== undefined) {
+      return new Response(answer.text, { status: answer.status ?? 200,
+        headers: { "Content-Type": "text/html" } });
     }
     return new Response(answer.body === undefined ? null : JSON.stringify(answer.body), {
       status: answer.status ?? 200, headers: { "Content-Type": "application/json" },
@@ -47,4 +56,16 @@ export function renderPage(element: ReactElement, route = "/") {
       <MemoryRouter initialEntries={[route]}>{element}</MemoryRouter>
     </QueryClientProvider>,
   );
+}
+
+export const SESSION = {
+  authenticated: true,
+  user: { id: 7, email: "dev@acme.test", username: "dev", is_superuser: false },
+  organizations: [{ id: "o1", slug: "acme", name: "Acme", role: "owner" }],
+  logout_url: "/api/session",
+};
+
+/** The whole console (session, navigation, routes) at `route`. */
+export function renderApp(route = "/") {
+  return renderPage(<App />, route);
 }

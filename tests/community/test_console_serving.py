@@ -24,7 +24,8 @@ def built_console(tmp_path: Path) -> Path:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", ["/", "/models", "/playground", "/fine-tuning", "/usage/",
-                                  "/keys", "/members", "/enterprise", "/batches"])
+                                  "/keys", "/members", "/enterprise", "/batches",
+                                  "/fine-tuning/ftjob-abc123", "/fine-tuning/ftjob-abc123/"])
 def test_the_console_page_is_served_for_each_client_route(built_console: Path, path: str) -> None:
     with override_settings(CONSOLE_DIST_DIR=built_console,
                            STATICFILES_DIRS=[("console", built_console)]):
@@ -50,14 +51,32 @@ def test_the_console_assets_are_static_files(built_console: Path) -> None:
 
 
 @pytest.mark.django_db
-def test_unknown_paths_and_the_api_are_not_swallowed_by_the_console(built_console: Path) -> None:
+@pytest.mark.parametrize("path", ["/no-such-page", "/models/extra/deep", "/fine-tuning/a/b",
+                                  "/favicon.ico"])
+def test_an_unknown_page_is_a_404_that_the_console_renders(built_console: Path,
+                                                           path: str) -> None:
+    with override_settings(CONSOLE_DIST_DIR=built_console,
+                           STATICFILES_DIRS=[("console", built_console)]):
+        response = Client().get(path)
+        post = Client().post(path)
+    assert response.status_code == 404
+    assert response.content == INDEX  # the console shows its own "page not found"
+    assert response["Cache-Control"] == "no-cache"
+    assert post.status_code == 404 and post.content != INDEX
+
+
+@pytest.mark.django_db
+def test_the_api_the_gateway_and_static_files_keep_their_own_404s(built_console: Path) -> None:
     with override_settings(CONSOLE_DIST_DIR=built_console,
                            STATICFILES_DIRS=[("console", built_console)]):
         client = Client()
-        assert client.get("/no-such-page").status_code == 404
-        assert client.get("/models/extra/deep").status_code == 404
         session = client.get("/api/session")
         assert session.status_code == 200 and session.json()["authenticated"] is False
+        for path in ("/api/no-such-thing", "/api", "/v1/no-such-thing",
+                     "/static/console/assets/gone.js", "/admin/no-such-thing"):
+            response = client.get(path)
+            assert response.status_code in (301, 302, 404), path
+            assert response.content != INDEX, path
         assert client.post("/playground").status_code == 405
 
 
@@ -71,3 +90,5 @@ def test_without_a_build_the_landing_page_says_the_console_is_not_built(tmp_path
     assert "console has not been built" in body
     assert 'href="/api/schema/"' in body
     assert deep.status_code == 200 and "console has not been built" in deep.content.decode()
+    with override_settings(CONSOLE_DIST_DIR=tmp_path / "absent", STATICFILES_DIRS=[]):
+        assert Client().get("/no-such-page").status_code == 404

@@ -108,3 +108,20 @@ def test_community_code_never_imports_enterprise():
             if any(n.split(".")[0] == "potluck_enterprise" for n in names):
                 offenders.append(str(path.relative_to(root)))
     assert offenders == []
+
+
+def test_admin_events_reach_every_sink_and_a_failing_sink_fails_the_act():
+    seen: list[extensions.AdminEvent] = []
+    extensions.record_admin_event("api_key.created")  # no sink: nothing happens
+    extensions.admin_event_sinks.register("trail", seen.append)
+    extensions.record_admin_event("api_key.created", organization_id="o1", actor="operator",
+                                  target="key:pot_x", details={"name": "k"})
+    assert seen == [extensions.AdminEvent("api_key.created", "o1", "operator", "key:pot_x",
+                                          {"name": "k"})]
+
+    def broken(event: extensions.AdminEvent) -> None:
+        raise RuntimeError("trail down")
+
+    extensions.admin_event_sinks.register("broken", broken)
+    with pytest.raises(RuntimeError):
+        extensions.record_admin_event("member.removed")

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SKIP_DIRS = {".venv", ".git", "node_modules", ".potluck", "__pycache__", "dist", "build"}
+SKIP_DIRS = {".venv", ".git", "node_modules", ".potluck", ".potluck-test", "__pycache__", "dist",
+             "build"}
 
 
 def source_files() -> list[Path]:

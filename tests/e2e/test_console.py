@@ -2,9 +2,15 @@
 """The web console in a real headless Chromium against a live `potluck up`.
 
 The frontend is built, `potluck up` serves it with the demo model, a person with a password
-is added, and frontend/e2e/console.e2e.mjs (playwright-core driving Debian's chromium) signs
-in, creates a key, chats with streamed tokens, uploads a dataset, fine-tunes and watches the
-loss chart, tries the result and sees usage appear. Screenshots of every page are kept in
+is added with a colleague and a model of their organization (deployed with no replica, so
+nothing starts), and frontend/e2e/console.e2e.mjs (playwright-core driving Debian's chromium)
+walks every journey: sign in; scale (a refused count) and undeploy (confirmed); create and
+revoke a key; chat with streamed tokens, a prompt too long for the model then a normal one,
+and a model that is not deployed; fine-tune and watch the whole loss curve of a run of more
+than 100 steps; try the result; create a batch from an uploaded file; see usage (one
+Playground key); change a role and remove a member (confirmed); lose the session and come
+back to the page; an unknown address; then every page again at a phone's width.
+Screenshots of every page at 1280x800 (desktop-*.png) and 390x844 (phone-*.png) are kept in
 .potluck-test/artifacts/console/.
 """
 
@@ -25,7 +31,14 @@ FRONTEND = ROOT / "frontend"
 ARTIFACTS = ROOT / ".potluck-test" / "artifacts" / "console"
 CHROMIUM = Path("/usr/bin/chromium")
 EMAIL = "console-e2e@potluck.test"
+MEMBER = "bob@potluck.test"
+TEAM_MODEL = "team-demo"
 PASSWORD = "correct horse battery staple"
+PAGES = ("01-sign-in", "02-overview", "03-models", "04-keys", "05-playground", "09-batches",
+         "10-usage", "11-members", "12-enterprise", "14-not-found")
+DESKTOP_ONLY = ("05-playground-refused", "06-fine-tuning-running", "07-fine-tuning-succeeded",
+                "08-playground-fine-tuned", "13-session-ended")
+PHONE_ONLY = ("00-menu", "07-fine-tuning-job")
 
 
 
@@ -44,17 +57,28 @@ def test_the_console_end_to_end_in_a_real_browser(tmp_path: Path, demo_model_dir
         password = up.cli("users", "set-password", EMAIL, "--password-stdin",
                           stdin=PASSWORD + "\n")
         assert password.returncode == 0, password.stderr
+        colleague = up.cli("users", "add", MEMBER, "--org", "default", "--role", "member")
+        assert colleague.returncode == 0, colleague.stderr
+        ours = up.cli("models", "add", TEAM_MODEL, "--path",
+                      str(up.data / "models" / "potluck-demo"), "--org", "default")
+        assert ours.returncode == 0, ours.stderr
+        deployed = up.cli("deploy", TEAM_MODEL, "--org", "default", "--replicas", "0")
+        assert deployed.returncode == 0, deployed.stderr
 
         shutil.rmtree(ARTIFACTS, ignore_errors=True)
         ARTIFACTS.mkdir(parents=True)
         browser = subprocess.run(
             ["node", "e2e/console.e2e.mjs"], cwd=FRONTEND, capture_output=True, text=True,
-            timeout=1200, check=False,
-            env={**os.environ, "BASE_URL": up.base, "EMAIL": EMAIL,
-                 "PASSWORD": PASSWORD, "ARTIFACTS": str(ARTIFACTS), "CHROMIUM": str(CHROMIUM)})
+            timeout=1800, check=False,
+            env={**os.environ, "BASE_URL": up.base, "EMAIL": EMAIL, "MEMBER": MEMBER,
+                 "TEAM_MODEL": TEAM_MODEL, "PASSWORD": PASSWORD, "ARTIFACTS": str(ARTIFACTS),
+                 "CHROMIUM": str(CHROMIUM)})
         print(browser.stdout)
+        print(browser.stderr[-4000:])  # the failing step's error, whole
         assert browser.returncode == 0, (browser.stdout[-4000:], browser.stderr[-4000:],
                                          up.output()[-3000:])
-        shots = sorted(p.name for p in ARTIFACTS.glob("*.png"))
-        assert len(shots) == 12 and "failure.png" not in shots, shots
+        shots = {p.name for p in ARTIFACTS.glob("*.png")}
+        wanted = ({f"desktop-{name}.png" for name in (*PAGES, *DESKTOP_ONLY)}
+                  | {f"phone-{name}.png" for name in (*PAGES, *PHONE_ONLY)})
+        assert shots == wanted, sorted(shots ^ wanted)
     assert up.returncode == 0, up.output()[-3000:]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -15,19 +15,27 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from potluck import extensions
-from potluck.accounts import selectors, services
-from potluck.accounts.api_base import OrgScopedViewSet, resolve_tenant
+from potluck.accounts import quotas, selectors, services
+from potluck.accounts.api_base import OrgScopedViewSet, Tenant, resolve_tenant
+from potluck.accounts.invitations_api import SentInvitationSerializer, send_invitation
 from potluck.accounts.models import KEY_SCOPES, ApiKey, Membership, Organization, Role
 from potluck.errors import Forbidden
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
     slug = serializers.CharField(required=False, max_length=64)
+    quotas = serializers.SerializerMethodField(
+        help_text="Capacity quotas: replicas, gpus, concurrent_fine_tunes (set by the "
+                  "operator).")
 
     class Meta:
         model = Organization
-        fields = ["id", "slug", "name", "created_at"]
-        read_only_fields = ["id", "created_at"]
+        fields = ["id", "slug", "name", "quotas", "created_at"]
+        read_only_fields = ["id", "quotas", "created_at"]
+
+    @extend_schema_field({"type": "object", "additionalProperties": {"type": "integer"}})
+    def get_quotas(self, obj: Organization) -> dict[str, int]:
+        return quotas.all_quotas(obj)
 
 
 class MemberSerializer(serializers.ModelSerializer):
@@ -49,7 +57,8 @@ class RoleSerializer(serializers.Serializer):
 
 class ApiKeySerializer(serializers.ModelSerializer):
     prefix = serializers.CharField(source="display_prefix", read_only=True)
-    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None,
+                                        allow_null=True)
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=[s.value for s in KEY_SCOPES]),
         required=False, allow_empty=False,
@@ -100,25 +109,39 @@ class MembersViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     def get_queryset(self) -> QuerySet[Membership]:
         return selectors.members(self.tenant.organization)
 
-    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
-        data = serializer.validated_data
-        serializer.instance = services.add_member(
-            self.tenant.organization, data["user"]["email"], data["role"],
-            granted_by_owner=self.tenant.can("owner"),
-        )
+    @extend_schema(request=MemberSerializer, responses={201: SentInvitationSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Invite a person (as ``POST /api/invitations``): they join when they accept.
+
+        Kept for clients that added members here; the answer is the invitation, whose
+        ``id``, ``email``, ``role`` and ``created_at`` read as a member's did.
+        """
+        body = MemberSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        return send_invitation(request, self.tenant,
+                               {"email": data["user"]["email"], "role": data["role"]})
 
     @extend_schema(request=RoleSerializer, responses=MemberSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        member = self.get_object()  # another org's member is a 404 before anything else
         body = RoleSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         membership = services.change_role(
-            self.get_object(), body.validated_data["role"],
+            member, body.validated_data["role"],
             granted_by_owner=self.tenant.can("owner"),
         )
         return Response(MemberSerializer(membership).data)
 
     def perform_destroy(self, instance: Membership) -> None:
         services.remove_member(instance, removed_by_owner=self.tenant.can("owner"))
+
+
+def _made(tenant: Tenant, key: ApiKey) -> bool:
+    """Whether the caller created ``key``: the person signed in, or the API key in use."""
+    if tenant.user is not None and key.created_by_id == tenant.user.pk:
+        return True
+    return tenant.api_key is not None and key.created_by_key_id == tenant.api_key.pk
 
 
 class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
@@ -146,6 +169,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
         key, secret = services.create_api_key(
             self.tenant.organization, data["name"], scopes=sorted(wanted),
             expires_at=data.get("expires_at"), created_by=self.tenant.user,
+            created_by_key=self.tenant.api_key,
         )
         out = NewApiKeySerializer(key).data
         out["key"] = secret
@@ -155,9 +179,9 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str | None = None) -> Response:
         key = self.get_object()
-        made_it = self.tenant.user is not None and key.created_by_id == self.tenant.user.pk
-        if not (self.tenant.can("admin") or made_it):
-            raise Forbidden("only an admin or the key's creator can revoke it")
+        if not (self.tenant.can("admin") or _made(self.tenant, key)):
+            raise Forbidden("only an admin (an admin key or role) or the key's creator (the "
+                            "person, or the key, that created it) can revoke it")
         return Response(ApiKeySerializer(services.revoke_api_key(key)).data)
 
 

@@ -74,7 +74,7 @@ def get_organization(slug: str) -> Organization:
         raise InvalidInput(f"no organization named {slug!r}", field="org") from None
 
 
-def _clean_email(email: str) -> str:
+def clean_email(email: str) -> str:
     email = email.strip().lower()
     try:
         validate_email(email)
@@ -84,7 +84,7 @@ def _clean_email(email: str) -> str:
 
 
 def get_or_create_user(email: str) -> User:
-    email = _clean_email(email)
+    email = clean_email(email)
     user = User.objects.filter(email__iexact=email).first()
     if user is not None:
         return user
@@ -103,7 +103,7 @@ def set_password(user: User, password: str) -> None:
     user.save(update_fields=["password"])
 
 
-def _clean_role(role: str) -> Role:
+def clean_role(role: str) -> Role:
     try:
         return Role(role)
     except ValueError:
@@ -115,14 +115,17 @@ def _clean_role(role: str) -> Role:
 @transaction.atomic
 def add_member(org: Organization, email: str, role: str, *, granted_by_owner: bool = True
                ) -> Membership:
-    clean_role = _clean_role(role)
-    if clean_role == Role.OWNER and not granted_by_owner:
+    wanted = clean_role(role)
+    if wanted == Role.OWNER and not granted_by_owner:
         raise Forbidden("only an owner can make another owner", field="role")
     user = get_or_create_user(email)
     if Membership.objects.filter(organization=org, user=user).exists():
         raise Conflict(f"{user.email} is already a member", field="email")
-    extensions.check_member_policies(org, user.email, clean_role.value)
-    return Membership.objects.create(organization=org, user=user, role=clean_role)
+    extensions.check_member_policies(org, user.email, wanted.value)
+    membership = Membership.objects.create(organization=org, user=user, role=wanted)
+    extensions.record_admin_event("member.added", organization_id=org.id,
+                                  target=f"user:{user.id}", details={"role": wanted.value})
+    return membership
 
 
 def _owner_count(org: Organization) -> int:
@@ -133,15 +136,19 @@ def _owner_count(org: Organization) -> int:
 
 @transaction.atomic
 def change_role(membership: Membership, role: str, *, granted_by_owner: bool) -> Membership:
-    clean_role = _clean_role(role)
-    touches_owner = Role.OWNER in (clean_role, membership.role)
+    wanted = clean_role(role)
+    touches_owner = Role.OWNER in (wanted, membership.role)
     if touches_owner and not granted_by_owner:
         raise Forbidden("only an owner can grant or remove the owner role", field="role")
-    if (membership.role == Role.OWNER and clean_role != Role.OWNER
+    if (membership.role == Role.OWNER and wanted != Role.OWNER
             and _owner_count(membership.organization) <= 1):
         raise Conflict("an organization must keep at least one owner", field="role")
-    membership.role = clean_role
+    previous = membership.role
+    membership.role = wanted
     membership.save(update_fields=["role"])
+    extensions.record_admin_event(
+        "member.role_changed", organization_id=membership.organization_id,
+        target=f"user:{membership.user_id}", details={"from": previous, "to": wanted.value})
     return membership
 
 
@@ -153,6 +160,8 @@ def remove_member(membership: Membership, *, removed_by_owner: bool) -> None:
         if _owner_count(membership.organization) <= 1:
             raise Conflict("an organization must keep at least one owner")
     membership.delete()
+    extensions.record_admin_event("member.removed", organization_id=membership.organization_id,
+                                  target=f"user:{membership.user_id}")
 
 
 def _clean_scopes(scopes: list[str] | None) -> list[str]:
@@ -177,6 +186,7 @@ def create_api_key(
     scopes: list[str] | None = None,
     expires_at: datetime | None = None,
     created_by: User | None = None,
+    created_by_key: ApiKey | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret; the secret is never stored or shown again."""
     name = name.strip()
@@ -194,7 +204,13 @@ def create_api_key(
                 key = ApiKey.objects.create(
                     organization=org, name=name, lookup=lookup, secret_hash=keys.hash_key(raw),
                     scopes=clean_scopes, expires_at=expires_at, created_by=created_by,
+                    created_by_key=created_by_key,
                 )
+                extensions.record_admin_event(
+                    "api_key.created", organization_id=org.id,
+                    actor=f"user:{created_by.id}" if created_by else "",
+                    target=f"key:{key.display_prefix}",
+                    details={"name": name, "scopes": clean_scopes})
         except IntegrityError:
             continue
         log.info("api key created: org=%s prefix=%s", org.slug, key.display_prefix)
@@ -202,10 +218,13 @@ def create_api_key(
     raise Conflict("could not allocate a unique key; try again")
 
 
+@transaction.atomic
 def revoke_api_key(key: ApiKey) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+        extensions.record_admin_event("api_key.revoked", organization_id=key.organization_id,
+                                      target=f"key:{key.display_prefix}")
         log.info("api key revoked: prefix=%s", key.display_prefix)
     return key
 

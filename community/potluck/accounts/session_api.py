@@ -3,27 +3,30 @@
 
 GET tells who is signed in (and sets the CSRF cookie the console sends back); POST signs
 in with an email (or username) and a password; DELETE signs out. Sign-in is CSRF-checked
-even though nobody is signed in yet, asks the login policies first (an extension may
-refuse, e.g. SSO enforced for the email's domain, with a message that says where to sign
-in instead), and answers the same for an unknown user and a wrong password.
+even though nobody is signed in yet, and goes through ``potluck.accounts.signin``, the
+only password path: the login policies first (an extension may refuse, e.g. SSO enforced
+for the email's domain, with a message that says where to sign in instead), then the
+throttle (429 with ``Retry-After``), then the password; it answers the same for an
+unknown user and a wrong password.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth import login, logout
 from django.middleware.csrf import get_token
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import CSRFCheck, SessionAuthentication
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from potluck import extensions
+from potluck.accounts import signin
 from potluck.accounts.models import Membership, User
 
 # An extension that signs people in its own way (e.g. SSO) stores here where the console
@@ -31,6 +34,17 @@ from potluck.accounts.models import Membership, User
 LOGOUT_URL_SESSION_KEY = "potluck_logout_url"
 SESSION_URL = "/api/session"
 INVALID_CREDENTIALS = "invalid email or password"
+
+
+class TooManySignIns(APIException):
+    """429 with ``Retry-After`` (DRF's handler sets it from ``wait``)."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "throttled"
+
+    def __init__(self, throttled: signin.SignInThrottled) -> None:
+        super().__init__(str(throttled))
+        self.wait = throttled.retry_after
 
 
 class SignInSerializer(serializers.Serializer):
@@ -65,7 +79,11 @@ class ProviderSerializer(serializers.Serializer):
     start_url = serializers.CharField()
 
 
-def _enforce_csrf(request: Request) -> None:
+class ProvidersSerializer(serializers.Serializer):
+    providers = ProviderSerializer(many=True)
+
+
+def enforce_csrf(request: Request) -> None:
     """The CSRF check of a form post, also for a caller who is not signed in yet."""
 
     def dummy_get_response(_: Any) -> None:  # pragma: no cover - never called
@@ -94,12 +112,6 @@ def _session_body(request: Request) -> dict[str, Any]:
     }
 
 
-def _user_for(email: str | None, username: str | None) -> User | None:
-    if email:
-        return User.objects.filter(email__iexact=email.strip()).first()
-    return User.objects.filter(username=(username or "").strip()).first()
-
-
 class SessionView(APIView):
     authentication_classes = [SessionAuthentication]
     permission_classes = [AllowAny]
@@ -111,30 +123,25 @@ class SessionView(APIView):
 
     @extend_schema(request=SignInSerializer, responses=SessionSerializer)
     def post(self, request: Request) -> Response:
-        _enforce_csrf(request)
+        enforce_csrf(request)
         body = SignInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        email = (body.validated_data.get("email") or "").strip()
-        username = (body.validated_data.get("username") or "").strip()
-        user = _user_for(email, username)
-        # Policies judge the address, so an enforced domain is refused whether or not the
-        # account exists, before the password is looked at.
-        checked_email = email or (user.email if user is not None else "")
-        if checked_email:
-            extensions.check_login_policies(checked_email)
-        # An unknown user still costs one password hash (ModelBackend does it), and both
-        # cases answer the same.
-        signed_in = authenticate(
-            request._request,
-            username=user.get_username() if user is not None else (username or email),
-            password=body.validated_data["password"])
-        if signed_in is None:
+        try:
+            user = signin.sign_in(
+                request._request, email=(body.validated_data.get("email") or "").strip(),
+                username=(body.validated_data.get("username") or "").strip(),
+                password=body.validated_data["password"])
+        except signin.InvalidCredentials:
             raise ValidationError({"non_field_errors": [INVALID_CREDENTIALS]},
-                                  code="authorization")
-        login(request._request, signed_in)
+                                  code="authorization") from None
+        except signin.SignInThrottled as throttled:
+            raise TooManySignIns(throttled) from None
+        login(request._request, user)
         request._request.session.pop(LOGOUT_URL_SESSION_KEY, None)
-        request.user = signed_in
-        return Response(_session_body(request))
+        request.user = user
+        response = Response(_session_body(request))
+        signin.remember_device(response, request._request, user)
+        return response
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request) -> Response:
@@ -148,7 +155,7 @@ class SessionProvidersView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: ProviderSerializer(many=True)})
+    @extend_schema(responses={200: ProvidersSerializer})
     def get(self, request: Request) -> Response:
         email = (request.query_params.get("email") or "").strip() or None
         providers = extensions.providers_for(email)

@@ -16,7 +16,7 @@ from django.db import close_old_connections
 from potluck.celery_app import app
 from potluck.finetune.reconcile import TrainerReconcileLoop
 from potluck.inference.usage_writer import recover_journals
-from potluck.nodes import resources, services
+from potluck.nodes import isolation, resources, services
 from potluck.redis_client import get_redis
 from potluck.serving.cordon import uncordon_node
 from potluck.serving.reconcile import ReconcileLoop
@@ -65,6 +65,7 @@ class Heartbeat(threading.Thread):
 
 
 def run(name: str, *, control: bool, concurrency: int = 4, loglevel: str = "INFO") -> None:
+    isolation.engine_user()  # a misconfigured engine user stops the agent here, loudly
     queues = [services.queue_for(name)] + ([CONTROL_QUEUE, JOBS_QUEUE] if control else [])
     heartbeat = Heartbeat(name)
     heartbeat.beat()  # be visible before the first task can arrive

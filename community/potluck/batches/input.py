@@ -32,12 +32,14 @@ MAX_CUSTOM_ID_CHARS = 512
 # Reason codes of this format (besides the framework's, in potluck.files.jsonl).
 DUPLICATE_CUSTOM_ID = "duplicate_custom_id"
 URL_MISMATCH = "url_mismatch"
+STREAMING = "streaming_request"
 # A LineError's code → OpenAI's batch error code and param; others: invalid_json_line.
 _OPENAI_CODES: dict[str, tuple[str, str | None]] = {
     jsonl.EMPTY_FILE: ("empty_file", None),
     jsonl.TOO_MANY_LINES: ("too_many_tasks", None),
     DUPLICATE_CUSTOM_ID: ("duplicate_custom_id", "custom_id"),
     URL_MISMATCH: ("url_mismatch", "url"),
+    STREAMING: ("invalid_request", "body.stream"),
     jsonl.INVALID_RECORD: ("invalid_request", None),
 }
 
@@ -98,6 +100,9 @@ class BatchValidator(JsonlValidator):
         model = body.get("model")
         if not isinstance(model, str) or not model:
             return f"body.model must be a non-empty string, got {show(model)}"
+        if body.get("stream") is True:  # OpenAI's Batch API answers each line whole
+            return Reason("body.stream is true, but a batch request is answered as one JSON "
+                          "body: remove stream", STREAMING)
         self._custom_ids[custom_id] = line
         self.urls.add(url)
         self.models.add(model)

@@ -48,7 +48,7 @@ def create_batch(organization: Organization, body: dict[str, Any], *,
             raise invalid(f"Missing required parameter: '{required}'.", required,
                            "missing_required_parameter")
     endpoint = body["endpoint"]
-    if endpoint not in endpoints.BY_PATH:
+    if not isinstance(endpoint, str) or endpoint not in endpoints.BY_PATH:
         allowed = ", ".join(f"'{e}'" for e in endpoints.PATHS)
         raise invalid(f"Invalid 'endpoint': {endpoint!r}. Supported endpoints: {allowed}.",
                        "endpoint", "invalid_value")

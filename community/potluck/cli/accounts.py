@@ -64,6 +64,40 @@ def orgs_list() -> None:
     console.print(table)
 
 
+@orgs.command("quota")
+@click.argument("name")
+@click.option("--replicas", help="vLLM replicas at once ('default': the server's).")
+@click.option("--gpus", help="GPUs its replicas may take ('default': the server's).")
+@click.option("--fine-tunes", "fine_tunes",
+              help="Fine-tuning jobs at once ('default': the server's).")
+@needs_django
+def orgs_quota(name: str, replicas: str | None, gpus: str | None,
+               fine_tunes: str | None) -> None:
+    """Show or set an organization's capacity quotas."""
+    from potluck.accounts import quotas
+
+    org = find_org(name)
+    changed = []
+    for field, text, flag in (("max_replicas", replicas, "--replicas"),
+                              ("max_gpus", gpus, "--gpus"),
+                              ("max_concurrent_fine_tunes", fine_tunes, "--fine-tunes")):
+        if text is None:
+            continue
+        if text == "default":
+            value = None
+        elif text.isdigit():
+            value = int(text)
+        else:
+            raise CliError(f"{flag} takes a whole number or 'default', got {text!r}")
+        setattr(org, field, value)
+        changed.append(field)
+    if changed:
+        org.save(update_fields=changed)
+    for key in (quotas.REPLICAS, quotas.GPUS, quotas.FINE_TUNES):
+        found = quotas.quota(org, key)
+        click.echo(f"{key}: {found.limit}" + (" (server default)" if found.default else ""))
+
+
 @click.group()
 def users() -> None:
     """People who sign in to the console."""
@@ -76,7 +110,8 @@ def users() -> None:
               type=click.Choice(["owner", "admin", "member", "viewer"]))
 @needs_django
 def users_add(email: str, org_name: str, role: str) -> None:
-    """Add a person to an organization (created without a password if new)."""
+    """Add a person to an organization at once (the operator's way; created without a
+    password if new). Organization admins invite people instead."""
     from potluck.accounts import services
 
     membership = services.add_member(find_org(org_name), email, role)
@@ -103,6 +138,110 @@ def users_set_password(username: str, password_stdin: bool) -> None:
         password = click.prompt("new password", hide_input=True, confirmation_prompt=True)
     services.set_password(user, password)
     click.echo(f"password set for {user.username}")
+
+
+@users.command("unlock")
+@click.argument("username")
+@needs_django
+def users_unlock(username: str) -> None:
+    """Forget a person's failed sign-ins (lifts a sign-in delay at once)."""
+    from potluck.accounts import signin
+    from potluck.accounts.models import User
+
+    user = User.objects.filter(username=username).first() or User.objects.filter(
+        email__iexact=username).first()
+    if user is None:
+        raise CliError(f"no user named {username!r}")
+    signin.unlock(user)
+    click.echo(f"failed sign-ins of {user.username} forgotten")
+
+
+@click.group()
+def invitations() -> None:
+    """Invitations: people join an organization when they accept."""
+
+
+def _base_url(url: str | None) -> str:
+    from django.conf import settings
+
+    from potluck import env
+
+    return (url or settings.PUBLIC_URL
+            or f"http://{env.env_str('POTLUCK_HOST', '127.0.0.1')}:{settings.PORT}")
+
+
+def _find_invitation(ident: str):  # noqa: ANN202 - an Invitation, imported late
+    import uuid
+
+    from potluck.accounts.models import Invitation
+
+    try:
+        found = Invitation.objects.filter(pk=uuid.UUID(ident)).select_related(
+            "organization").first()
+    except ValueError:
+        found = None
+    if found is None:
+        raise CliError(f"no invitation {ident!r} (see `potluck invitations list --org NAME`)")
+    return found
+
+
+@invitations.command("create")
+@click.argument("email")
+@click.option("--org", "org_name", required=True, help="Organization to join.")
+@click.option("--role", default="member", show_default=True,
+              type=click.Choice(["owner", "admin", "member", "viewer"]))
+@click.option("--url", help="The console's public address (default: POTLUCK_PUBLIC_URL).")
+@needs_django
+def invitations_create(email: str, org_name: str, role: str, url: str | None) -> None:
+    """Invite EMAIL; prints the link to accept (also mailed when mail is configured)."""
+    from potluck.accounts import invitations as service
+
+    invitation, token = service.invite(find_org(org_name), email, role, invited_by=None,
+                                       granted_by_owner=True)
+    delivery = service.send(invitation, token, _base_url(url))
+    click.echo(f"invited {invitation.email} to {invitation.organization.slug} as "
+               f"{invitation.role} (email: {delivery}); the link, valid until "
+               f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC:", err=True)
+    click.echo(service.accept_url(token, _base_url(url)))
+
+
+@invitations.command("list")
+@click.option("--org", "org_name", required=True)
+@click.option("--all", "show_all", is_flag=True, help="Include answered and revoked ones.")
+@needs_django
+def invitations_list(org_name: str, show_all: bool) -> None:
+    """List an organization's open invitations."""
+    from potluck.accounts.models import Invitation
+
+    found = Invitation.objects.for_org(find_org(org_name)).select_related("invited_by")
+    table = Table("id", "email", "role", "status", "invited by", "expires")
+    for invitation in found if show_all else found.open():
+        table.add_row(str(invitation.pk), invitation.email, invitation.role, invitation.status,
+                      invitation.invited_by.email if invitation.invited_by else "operator",
+                      invitation.expires_at.strftime("%Y-%m-%d %H:%M"))
+    console.print(table)
+
+
+@invitations.command("link")
+@click.argument("invitation_id", metavar="ID")
+@click.option("--url", help="The console's public address (default: POTLUCK_PUBLIC_URL).")
+@needs_django
+def invitations_link(invitation_id: str, url: str | None) -> None:
+    """Print a new link for an open invitation (the previous link stops working)."""
+    from potluck.accounts import invitations as service
+
+    click.echo(service.new_link(_find_invitation(invitation_id), _base_url(url)))
+
+
+@invitations.command("revoke")
+@click.argument("invitation_id", metavar="ID")
+@needs_django
+def invitations_revoke(invitation_id: str) -> None:
+    """Revoke an invitation: its link stops working."""
+    from potluck.accounts import invitations as service
+
+    revoked = service.revoke(_find_invitation(invitation_id))
+    click.echo(f"revoked the invitation of {revoked.email} to {revoked.organization.slug}")
 
 
 @click.group()

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from potluck import __version__, env
-from potluck.cli.accounts import keys, orgs, users
+from potluck.cli.accounts import invitations, keys, orgs, users
 from potluck.cli.context import CliError, setup_django
 from potluck.cli.doctor import doctor
 from potluck.cli.finetune import fine_tunes
@@ -172,6 +172,7 @@ def demo_provision(steps: int) -> None:
 
 cli.add_command(orgs)
 cli.add_command(users)
+cli.add_command(invitations)
 cli.add_command(keys)
 cli.add_command(models)
 cli.add_command(doctor)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -60,6 +61,20 @@ def _live_deployment(name: str, org_name: str | None, public: bool):  # noqa: AN
     return deployment
 
 
+def _engine_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a value that parses as JSON is taken as such (64, true, 0.8)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--engine-arg takes KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(text)
+        except ValueError:
+            options[key.strip()] = text
+    return options
+
+
 def _owner(deployment: Any) -> str:
     return "public" if deployment.organization_id is None else deployment.organization.slug
 
@@ -75,16 +90,23 @@ def _owner(deployment: Any) -> str:
 @click.option("--max-lora-rank", help="Largest adapter rank: 8, 16, 32 or 64.")
 @click.option("--gpus-per-replica", help="Default: one on GPU hosts, none on CPU hosts.")
 @click.option("--node", "nodes", multiple=True, help="Run only on this node (repeatable).")
+@click.option("--engine-arg", "engine_options", multiple=True, metavar="KEY=VALUE",
+              help="An allowlisted engine option, e.g. max_num_seqs=64 (repeatable; the "
+                   "value is read as JSON, else as text).")
+@click.option("--vllm-arg", "vllm_args", multiple=True, metavar="ARG",
+              help="Operator only: a free-form vLLM argument passed as is, e.g. "
+                   "--vllm-arg=--kv-cache-dtype=fp8 (repeatable).")
 @needs_django
 def deploy(model_name: str, replicas: str, org_name: str | None, public: bool,
            max_model_len: str | None, dtype: str | None, enable_lora: bool,
            max_lora_rank: str | None, gpus_per_replica: str | None,
-           nodes: tuple[str, ...]) -> None:
+           nodes: tuple[str, ...], engine_options: tuple[str, ...],
+           vllm_args: tuple[str, ...]) -> None:
     """Serve MODEL with vLLM on the node agents."""
     from potluck.serving import services
 
     model = _find_model(model_name, org_name, public)
-    engine_args: dict[str, Any] = {}
+    engine_args: dict[str, Any] = _engine_options(engine_options)
     if dtype is not None:
         engine_args["dtype"] = dtype
     for key, text, flag in (("max_model_len", max_model_len, "--max-model-len"),
@@ -97,7 +119,7 @@ def deploy(model_name: str, replicas: str, org_name: str | None, public: bool,
     deployment = services.create_deployment(
         model, _whole_number(replicas, "--replicas"), engine_args,
         {"nodes": list(nodes)} if nodes else {}, organization=model.organization,
-        operator=True)
+        operator=True, operator_args=list(vllm_args))
     click.echo(f"deploying {model.name} ({_owner(deployment)}): {deployment.replicas} "
                f"replica(s); watch them with `potluck ps`")
 

@@ -8,6 +8,7 @@ body for ``open``) and is selected with ``POTLUCK_FILE_STORAGE``; no caller chan
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -17,6 +18,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from django.utils.module_loading import import_string
 
+from potluck.errors import InsufficientStorage
 from potluck.files import conf
 
 
@@ -58,6 +60,18 @@ class LocalStorage:
         return self.root.joinpath(*parts)
 
     def save(self, key: str, chunks: Iterable[bytes]) -> tuple[int, str]:
+        """See ``Storage.save``; a full disk raises ``InsufficientStorage`` (and leaves
+        nothing behind, like any other failure)."""
+        try:
+            return self._save(key, chunks)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage(
+                    "The server's file storage is full (no space left on its disk); the "
+                    "file was not stored. Retry once space has been freed.") from exc
+            raise
+
+    def _save(self, key: str, chunks: Iterable[bytes]) -> tuple[int, str]:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()

@@ -32,13 +32,15 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from potluck.child_processes import child_environment, signal_group
+from potluck.child_processes import signal_group
 from potluck.files import selectors as file_selectors
 from potluck.files import services as files
 from potluck.finetune import completion, lifecycle
 from potluck.finetune.events import add_event
 from potluck.finetune.models import FineTuningJob, JobStatus
 from potluck.finetune.trainer_events import TrainerEventReader
+from potluck.nodes import isolation
+from potluck.serving import cpu_share
 
 log = logging.getLogger(__name__)
 TRAINER_MODULE = "potluck.finetune.trainer"
@@ -208,14 +210,19 @@ class TrainerReconciler:
             resume_from=str(resume_from) if resume_from else None, torch_threads=None)
         spec_path = directory / "spec.json"
         spec_path.write_text(spec.to_json())
+        share = cpu_share.trainer_share()  # a bad setting fails here, before the trainer
+        # The trainer runs as the engine user, with only the environment it needs; it
+        # writes its checkpoints, events and result into the folder it is handed.
+        isolation.hand_over(directory)
+        isolation.ensure_traversable(Path(job.base_model.path))
         log_handle = (directory / "trainer.log").open("ab")
         try:
-            child = subprocess.Popen(
-                [sys.executable, "-m", TRAINER_MODULE, str(spec_path)], env=child_environment(),
-                stdout=log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=directory)
+            child = isolation.start([sys.executable, "-m", TRAINER_MODULE, str(spec_path)],
+                                    env=isolation.engine_env(), output=log_handle,
+                                    cwd=directory)
         finally:
             log_handle.close()
+        cpu_share.apply_configured(child.pid, share)
         moved = FineTuningJob.objects.filter(
             pk=job.pk, status=JobStatus.RUNNING, node=self.node_name,
             pause_requested=False).update(

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from potluck.accounts import quotas
 from potluck.accounts.models import ApiKey, Organization, User
 from potluck.errors import Conflict, InvalidInput, NotFound
 from potluck.files import conf as files_conf
@@ -32,6 +33,7 @@ from potluck.finetune import lifecycle, selectors
 from potluck.finetune.dataset import FineTuneValidator
 from potluck.finetune.events import add_event
 from potluck.finetune.models import (
+    ACTIVE_STATUSES,
     FineTuningJob,
     JobStatus,
     Method,
@@ -150,6 +152,7 @@ def create_job(org: Organization, body: dict[str, Any], *, api_key: ApiKey | Non
     if body.get("integrations"):
         raise InvalidInput("integrations are not supported", field="integrations")
     with transaction.atomic():
+        _check_concurrency(org, field="model")
         job = FineTuningJob.objects.create(
             organization=org, base_model=model, model_name=model.name,
             training_file_id=training.id, validation_file_id=validation.id if validation else "",
@@ -160,6 +163,15 @@ def create_job(org: Organization, body: dict[str, Any], *, api_key: ApiKey | Non
                   + (f" and validation file: {validation.id}" if validation else ""))
         _send_on_commit(VALIDATE_TASK, job.id)
     return job
+
+
+def _check_concurrency(org: Organization, *, field: str) -> None:
+    """One more active job (validating, queued or running) must fit the organization's
+    quota of concurrent fine-tunes (checked under its row lock; a 429 otherwise)."""
+    quotas.lock(org)
+    active = FineTuningJob.objects.filter(organization=org,
+                                          status__in=ACTIVE_STATUSES).count()
+    quotas.check(org, quotas.FINE_TUNES, in_use=active, more=1, field=field)
 
 
 def _send_on_commit(task: str, *args: Any) -> None:
@@ -248,6 +260,8 @@ def resume_job(org: Organization, job_id: str) -> FineTuningJob:
     checkpoint (or from the start when it had none). Any other state is a 409."""
     job = selectors.get_job(org, job_id)
     with transaction.atomic():
+        if job.status == JobStatus.PAUSED:
+            _check_concurrency(org, field="fine_tuning_job_id")
         if not lifecycle.resume(job):
             job.refresh_from_db()
             raise Conflict(_cannot("resume", job), field="fine_tuning_job_id")

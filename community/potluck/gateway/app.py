@@ -21,16 +21,17 @@ from typing import Any
 import aiohttp
 import orjson
 from django.conf import settings
+from django.db import DatabaseError
 from redis.asyncio import Redis
 
-from potluck import extensions
+from potluck import extensions, jsonbody
 from potluck.gateway import metrics
 from potluck.gateway.auth import KeyCache
 from potluck.gateway.db import DatabaseThread
 from potluck.inference import errors
 from potluck.inference.catalog import Catalog, ModelEntry, load_snapshot
 from potluck.inference.context import ONLINE, Caller, Outcome, RequestContext
-from potluck.inference.core import InferenceCore, StreamAnswer
+from potluck.inference.core import InferenceCore, StreamAnswer, new_request_id
 from potluck.inference.errors import InferenceError
 from potluck.inference.limits import Defaults, Limiter, RateLimits
 from potluck.inference.metering import UsageMeter
@@ -112,6 +113,7 @@ class Gateway:
 
     async def _refresh_loop(self) -> None:
         rounds = 0
+        failing = False
         while True:
             await asyncio.sleep(settings.GATEWAY_CATALOG_REFRESH_SECONDS)
             rounds += 1
@@ -119,8 +121,18 @@ class Gateway:
                 await self._refresh()
                 if rounds % LAG_EVERY_ROUNDS == 0:  # the lag query counts rows: not each second
                     await self.db.run(usage_metrics.update_consumer_lag)
-            except Exception:  # keep serving from the last good snapshot
+            except DatabaseError as exc:  # keep serving from the last good snapshot
+                if not failing:
+                    log.warning("catalog refresh: the database is unreachable (%s); serving "
+                                "from the last catalogue until it answers", exc)
+                failing = True
+                continue
+            except Exception:
                 log.exception("catalog refresh failed")
+                continue
+            if failing:
+                log.info("catalog refresh: the database answers again")
+                failing = False
 
     async def shutdown(self) -> None:
         if not self._started:
@@ -136,14 +148,36 @@ class Gateway:
     # -- entry point ------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.start()
+        started: list[bool] = []
+
+        async def tracked(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                started.append(True)
+            await send(message)
+
+        request_id = new_request_id()
+        try:
+            await self._handle(scope, receive, tracked, request_id)
+        except Exception:
+            # A fault nothing above expected (a bug, or a dependency failing in a new way)
+            # still gets OpenAI's shape, never a bare "Internal Server Error".
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            if not started:
+                error = InferenceError(500, "The server had an error while processing your "
+                                       "request; retry shortly.", type="server_error",
+                                       code="internal_error")
+                await self._respond(send, 500, error.body(),
+                                    [_JSON, (b"x-request-id", request_id.encode())])
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send,
+                      request_id: str) -> None:
         path, method = scope["path"], scope["method"]
         if path == "/metrics":
             await self._metrics(scope, send)
             return
         endpoint = by_path(path)
-        ctx = self.core.new_context(endpoint, source=ONLINE) if endpoint else None
-        request_id = ctx.request_id if ctx else self.core.new_context(None, source=ONLINE
-                                                                      ).request_id
+        ctx = (self.core.new_context(endpoint, source=ONLINE, request_id=request_id)
+               if endpoint else None)
         try:
             caller = await self._authenticate(scope)
             if ctx is None:
@@ -237,8 +271,11 @@ class Gateway:
                          ctx: RequestContext) -> None:
         raw = await _read_body(scope, receive, settings.GATEWAY_MAX_BODY_BYTES)
         try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            body = jsonbody.loads(raw)
+        except jsonbody.TooDeeplyNested as deep:
+            raise errors.bad_request(f"The request body nests more than {deep.max_depth} "
+                                     "levels deep.", code="too_deeply_nested") from None
+        except jsonbody.InvalidJSON:
             raise errors.bad_request("The request body is not valid JSON.") from None
         if not isinstance(body, dict):
             raise errors.bad_request("The request body must be a JSON object.")
@@ -352,28 +389,30 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 
 async def _unless_disconnected(receive: Receive, work: Awaitable[Any]) -> Any:
-    """Run ``work``; if the client disconnects first, cancel it (which closes the
-    upstream connection, and vLLM aborts the generation)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_wait_disconnect(receive))
+    """Await ``work`` in this task; if the client disconnects first, cancel it (which
+    closes the upstream connection, and vLLM aborts the generation) and raise
+    ``ClientGone``. One watcher task per call, no ``asyncio.wait``."""
+    current = asyncio.current_task()
+    assert current is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        current.cancel()
+
+    watcher = asyncio.ensure_future(watch())
     try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
     except asyncio.CancelledError:
-        task.cancel()
+        if not gone:
+            raise
+        current.uncancel()
+        raise ClientGone() from None
+    finally:
         watcher.cancel()
-        raise
-    if task in done:
-        watcher.cancel()
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-    raise ClientGone()
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 def _model_object(entry: ModelEntry) -> dict[str, Any]:

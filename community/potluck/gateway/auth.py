@@ -4,16 +4,24 @@
 A key is looked up once and then served from memory for ``ttl`` seconds, so a
 revocation takes effect within that time (default 5 s) on every worker. Unknown keys
 are cached too, so a client with a bad key cannot make every request hit Postgres.
+
+With the database unreachable (degraded mode), a key this worker has seen is served from
+its last answer, however old, and looked up again at most once per ``ttl``; a key it has
+never seen gets a 503 (``database_unavailable``, with Retry-After), never a 500. A
+revocation made meanwhile takes effect once the database answers again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
 import time
 from collections import OrderedDict
 from datetime import datetime
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from potluck.accounts import keys
@@ -21,6 +29,18 @@ from potluck.accounts.models import ApiKey
 from potluck.accounts.services import LAST_USED_RESOLUTION
 from potluck.gateway.db import DatabaseThread
 from potluck.inference.context import Caller
+from potluck.inference.errors import InferenceError
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable() -> InferenceError:
+    """What a caller whose key this worker has never seen gets while Postgres is down."""
+    return InferenceError(503, "Potluck cannot check this API key right now (its database "
+                          "is unreachable); retry shortly.", type="server_error",
+                          code="database_unavailable",
+                          headers=[(b"retry-after", str(RETRY_AFTER_SECONDS).encode())])
 
 
 def _load(lookup: str, raw: str) -> tuple[Caller | None, datetime | None]:
@@ -50,6 +70,7 @@ class KeyCache:
         self._touched: dict[str, float] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._loading: dict[str, asyncio.Future[Caller | None]] = {}
+        self.degraded = False  # the last lookup found the database unreachable
 
     async def authenticate(self, raw: str) -> Caller | None:
         parsed = keys.parse(raw)
@@ -88,13 +109,32 @@ class KeyCache:
             future.exception()  # retrieved, even if every waiter went away
 
     async def _fetch(self, digest: str, lookup: str, raw: str, now: float) -> Caller | None:
-        caller, last_used = await self.db.run(_load, lookup, raw)
+        try:
+            caller, last_used = await self.db.run(_load, lookup, raw)
+        except DatabaseError as exc:
+            return self._stale(digest, now, exc)
+        if self.degraded:
+            log.info("API keys: the database answers again; lookups resumed")
+            self.degraded = False
         self._remember(digest, now, caller)
         if caller is not None and last_used is not None:
             # Seed from the database so a fresh worker does not rewrite it at once.
             age = (timezone.now() - last_used).total_seconds()
             self._touched.setdefault(caller.api_key_id, now - age)
         return caller
+
+    def _stale(self, digest: str, now: float, exc: DatabaseError) -> Caller | None:
+        """The database is down: the last answer for a known key (checked again after
+        ``ttl``), or ``database_unavailable`` for a key never seen by this worker."""
+        if not self.degraded:
+            log.warning("API keys: the database is unreachable (%s); serving keys this "
+                        "worker knows from its cache", exc.__class__.__name__)
+            self.degraded = True
+        known = self._entries.get(digest)
+        if known is None:
+            raise database_unavailable() from None
+        self._remember(digest, now, known[1])
+        return known[1]
 
     def _remember(self, digest: str, now: float, caller: Caller | None) -> None:
         self._entries[digest] = (now, caller)
@@ -107,6 +147,11 @@ class KeyCache:
         if last is None or now - last > LAST_USED_RESOLUTION.total_seconds():
             self._touched[key_id] = now
             # Off the request's path: last-used is informative, latency is not.
-            task = asyncio.create_task(self.db.run(_touch, key_id))
+            task = asyncio.create_task(self._touch(key_id))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    async def _touch(self, key_id: str) -> None:
+        # Informative only: with the database down it is written again later.
+        with contextlib.suppress(DatabaseError):
+            await self.db.run(_touch, key_id)

@@ -8,11 +8,14 @@ refreshes routing is a dictionary lookup.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import orjson
 from django.db.models import Q
+from yarl import URL
 
+from potluck import extensions
 from potluck.registry.models import RegisteredModel
 from potluck.serving.adapters import server_name
 from potluck.serving.models import Deployment, DeploymentState, Replica, ReplicaState
@@ -28,6 +31,10 @@ class ModelEntry:
     context_length: int | None
     created: int
     served_name: str = ""  # the name the replicas know it by (adapters: their own)
+    # What an extension's model alias attached (``extensions.ModelAlias.attributes``).
+    attributes: dict[str, Any] = field(default_factory=dict, compare=False)
+    provider: str = ""  # the ``extensions.model_aliases`` key of an alias, else ""
+    capabilities: frozenset[str] = frozenset({"chat", "completions"})
 
     def __post_init__(self) -> None:
         if not self.served_name:
@@ -47,11 +54,21 @@ class ReplicaEntry:
     url: str
     adapters: frozenset[str] = frozenset()  # LoRA adapters this server holds now
     in_flight: int = 0
+    _urls: dict[str, URL] = field(default_factory=dict, repr=False)
+
+    def url_for(self, path: str) -> URL:
+        """The URL of ``path`` on this replica, parsed once (not on every request)."""
+        found = self._urls.get(path)
+        if found is None:
+            found = self._urls[path] = URL(self.url + path)
+        return found
 
 
 @dataclass
 class Snapshot:
     models: dict[str, list[ModelEntry]] = field(default_factory=dict)
+    # Every registered name, deployed or not: the organizations that own it (None: public).
+    registered: dict[str, set[str | None]] = field(default_factory=dict)
     replicas: dict[str, list[ReplicaEntry]] = field(default_factory=dict)
     replica_states: dict[str, int] = field(default_factory=dict)
 
@@ -67,15 +84,19 @@ def load_snapshot() -> Snapshot:
     rows = (RegisteredModel.objects.filter(Q(id__in=base_ids) | Q(base_id__in=lora_base_ids))
             .select_related("base")
             .only("id", "name", "organization_id", "base_id", "base__name", "context_length",
-                  "created_at"))
+                  "created_at", "capabilities", "base__capabilities"))
     for m in rows:
         entry = ModelEntry(
             id=str(m.id), name=m.name,
             organization_id=str(m.organization_id) if m.organization_id else None,
             route_id=str(m.base_id or m.id), parent=m.base.name if m.base_id else None,
             context_length=m.context_length, created=int(m.created_at.timestamp()),
-            served_name=server_name(m.id) if m.base_id else m.name)
+            served_name=server_name(m.id) if m.base_id else m.name,
+            capabilities=frozenset(m.base.capabilities if m.base_id else m.capabilities))
         snapshot.models.setdefault(m.name, []).append(entry)
+    _add_aliases(snapshot)
+    for name, org in RegisteredModel.objects.values_list("name", "organization_id"):
+        snapshot.registered.setdefault(name, set()).add(str(org) if org else None)
     for r in Replica.objects.filter(state=ReplicaState.READY, deployment__model_id__in=base_ids,
                                     deployment__state=DeploymentState.ACTIVE
                                     ).values("id", "host", "port", "deployment__model_id",
@@ -89,6 +110,21 @@ def load_snapshot() -> Snapshot:
                                                                                flat=True):
         snapshot.replica_states[row] = snapshot.replica_states.get(row, 0) + 1
     return snapshot
+
+
+def _add_aliases(snapshot: Snapshot) -> None:
+    """Extensions' model aliases, each routed like the served model it names."""
+    aliases = extensions.model_aliases_now()
+    if not aliases:
+        return
+    by_id = {entry.id: entry for group in snapshot.models.values() for entry in group}
+    for provider, alias in aliases:
+        target = by_id.get(alias.target_id)
+        if target is None:
+            continue  # not served (undeployed, or an adapter whose base has no LoRA)
+        snapshot.models.setdefault(alias.name, []).append(replace(
+            target, name=alias.name, organization_id=alias.organization_id,
+            attributes=dict(alias.attributes), provider=provider))
 
 
 class Catalog:
@@ -110,11 +146,19 @@ class Catalog:
         """The org's own model of that name first, else a public one; never another org's."""
         public = None
         for entry in self.snapshot.models.get(name, ()):
+            if entry.provider and extensions.model_aliases.get(entry.provider) is None:
+                continue  # its provider went away (e.g. a licence lapsed): not served
             if entry.organization_id == organization_id:
                 return entry
             if entry.organization_id is None:
                 public = entry
         return public
+
+    def registered(self, name: str, organization_id: str) -> bool:
+        """Whether the organization could call ``name`` if it were deployed (its own model
+        or a public one); another organization's model is never acknowledged."""
+        owners = self.snapshot.registered.get(name, ())
+        return organization_id in owners or None in owners
 
     def visible(self, organization_id: str) -> list[ModelEntry]:
         found = []

@@ -76,6 +76,9 @@ class RequestContext:
     error_code: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Of the prompt tokens, those served from the replica's prefix cache (OpenAI's
+    # usage.prompt_tokens_details.cached_tokens; 0 when the replica does not report them).
+    cached_tokens: int = 0
     first_token_at: float | None = None  # perf_counter of the first content sent
     upstream_seconds: float = 0.0
     replica_id: str | None = None

@@ -15,6 +15,7 @@ the policy pipeline and the usage record (the ``UsageMeter`` stage).
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,10 +27,11 @@ import orjson
 
 from potluck.inference import errors
 from potluck.inference.catalog import Catalog, ModelEntry
-from potluck.inference.context import Caller, Outcome, RequestContext
+from potluck.inference.context import ONLINE, Caller, Outcome, RequestContext
 from potluck.inference.errors import InferenceError
 from potluck.inference.policies import PipelineSource, Policy, PolicyFailed, Refusal
-from potluck.inference.sse import StreamCut, StreamRelay, TransformerFailed
+from potluck.inference.sse import StreamCut, StreamRelay, TransformerFailed, cached_tokens
+from potluck.inference.tokens import PromptTokens
 from potluck.inference.upstream import (
     Attempt,
     NoReadyReplica,
@@ -39,12 +41,19 @@ from potluck.inference.upstream import (
 )
 from potluck.protocol.endpoints import Endpoint
 from potluck.protocol.errors import error_type
+from potluck.protocol.requests import InvalidRequest, check_request
 
 MayRetry = Callable[[], Awaitable[bool]]
 
 
+_PROCESS = uuid.uuid4().hex[:16]  # 64 random bits: this process's own id space
+_counter = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex
+    """``req_`` and 32 hex digits, unique across processes (a random per-process prefix
+    and a counter: cheaper than a uuid4 per request)."""
+    return f"req_{_PROCESS}{next(_counter):016x}"
 
 
 @dataclass
@@ -109,6 +118,7 @@ class InferenceCore:
         self.catalog = catalog
         self.upstream = Upstream(http, catalog, rules)
         self.pipelines = PipelineSource(builtin or [])
+        self.tokens = PromptTokens(http, catalog)
 
     @staticmethod
     def new_context(endpoint: Endpoint | None, *, source: str, request_id: str | None = None,
@@ -127,20 +137,28 @@ class InferenceCore:
         (the request is refused; ``ctx.outcome`` says so)."""
         assert ctx.caller is not None and ctx.endpoint is not None
         ctx.body = body
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise self._refused(ctx, errors.bad_request("You must provide a model parameter.",
-                                                        param="model"))
-        ctx.model = model
-        entry = self.catalog.resolve(model, ctx.caller.organization_id)
+        if isinstance(body.get("model"), str):
+            ctx.model = body["model"]
+        try:
+            check_request(ctx.endpoint, body)
+        except InvalidRequest as invalid:
+            raise self._refused(ctx, errors.bad_request(invalid.message, param=invalid.param,
+                                                        code=invalid.code)) from None
+        entry = self.catalog.resolve(ctx.model, ctx.caller.organization_id)
         if entry is None:
-            raise self._refused(ctx, errors.model_not_found(model))
+            raise self._refused(ctx, self._not_served(ctx))
         ctx.entry = entry
+        if ctx.endpoint.capability not in entry.capabilities:
+            raise self._refused(ctx, errors.unsupported_endpoint(entry.name, ctx.endpoint,
+                                                                 entry.capabilities))
         try:
             _check_max_tokens(body, entry)
         except InferenceError as error:
             raise self._refused(ctx, error) from None
-        ctx.stream = body.get("stream") is True and ctx.endpoint.streams
+        # A batch line is answered as one JSON body, whatever it asked (OpenAI's Batch API
+        # does not stream); online, "stream" is a checked boolean by now.
+        ctx.stream = (ctx.source == ONLINE and body.get("stream") is True
+                      and ctx.endpoint.streams)
         try:
             await self.pipelines.get().on_request(ctx)
         except Refusal as refusal:
@@ -152,8 +170,16 @@ class InferenceCore:
             raise errors.policy_failed(failure.policy) from None
         return self._payload(ctx, entry)
 
+    def _not_served(self, ctx: RequestContext) -> InferenceError:
+        assert ctx.caller is not None
+        if self.catalog.registered(ctx.model, ctx.caller.organization_id):
+            return errors.model_not_deployed(ctx.model)
+        return errors.model_not_found(ctx.model)
+
     def _payload(self, ctx: RequestContext, entry: ModelEntry) -> bytes:
         body = ctx.body if isinstance(ctx.body, dict) else {}
+        if not ctx.stream and body.get("stream") is not None:
+            body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
         if ctx.stream:
             options = body.get("stream_options")
             ctx.client_wants_usage = isinstance(options, dict) and \
@@ -196,6 +222,9 @@ class InferenceCore:
         ctx.outcome = Outcome.SERVED
         if status == 200:
             body = await self._on_response(ctx, body)
+        elif status >= 400:  # every error a client gets is in OpenAI's shape
+            body, content_type = errors.from_replica(status, body, ctx), "application/json"
+            ctx.error_code = orjson.loads(body)["error"]["code"]
         return Answer(status, body, content_type)
 
     async def _on_response(self, ctx: RequestContext, body: bytes) -> bytes:
@@ -264,6 +293,8 @@ class InferenceCore:
                 ctx.status = response.status
                 ctx.outcome = Outcome.SERVED
                 ctx.upstream_seconds = time.perf_counter() - sent
+                if response.status >= 400:
+                    body = errors.from_replica(response.status, body, ctx)
                 return StreamAnswer(response.status, body)
             try:
                 relay = StreamRelay(ctx, entry.public_body, pipeline.stream_transformers(ctx),
@@ -304,9 +335,23 @@ class InferenceCore:
     # -- after ------------------------------------------------------------------------
     async def finish(self, ctx: RequestContext) -> None:
         """Every stage's ``on_finish``, exactly once per request."""
+        if ctx.finished:
+            return
         if not ctx.outcome:
             ctx.outcome = Outcome.SERVED if ctx.status and ctx.status < 400 else Outcome.FAILED
+        if ctx.prompt_tokens == 0 and _prompt_was_processed(ctx):
+            await self.tokens.settle(ctx)
         await self.pipelines.get().on_finish(ctx)
+
+
+def _prompt_was_processed(ctx: RequestContext) -> bool:
+    """A replica had the whole request but its usage never came: the client went away
+    while it worked, it failed mid-answer, or it answered without usage."""
+    if ctx.outcome == Outcome.CLIENT_GONE:
+        return ctx.attempts > 0
+    if ctx.outcome == Outcome.FAILED:
+        return ctx.replica_id is not None and ctx.status in (499, 500, 502, 504)
+    return ctx.outcome == Outcome.SERVED and ctx.status == 200
 
 
 def _read_usage(ctx: RequestContext, body: dict[str, Any]) -> None:
@@ -314,10 +359,12 @@ def _read_usage(ctx: RequestContext, body: dict[str, Any]) -> None:
     if isinstance(usage, dict):
         ctx.prompt_tokens = _count(usage.get("prompt_tokens"))
         ctx.completion_tokens = _count(usage.get("completion_tokens"))
+        ctx.cached_tokens = cached_tokens(usage, ctx.prompt_tokens)
 
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
 
 
 def _check_max_tokens(body: dict[str, Any], entry: ModelEntry) -> None:

@@ -32,7 +32,8 @@ def usage_event(ctx: RequestContext) -> UsageEvent | None:
         api_key_id=ctx.caller.api_key_id, model=model, endpoint=ctx.endpoint.name,
         status=ctx.status or 500, stream=ctx.stream, prompt_tokens=ctx.prompt_tokens,
         completion_tokens=ctx.completion_tokens, latency_ms=ctx.latency_ms,
-        ttft_ms=ctx.ttft_ms, replica_id=ctx.replica_id, created_at=ctx.created_at)
+        ttft_ms=ctx.ttft_ms, replica_id=ctx.replica_id, created_at=ctx.created_at,
+        cached_tokens=ctx.cached_tokens)
 
 
 class UsageMeter(Policy):

@@ -94,14 +94,9 @@ class StreamRelay:
             tail = await self.feed(rest + b"\n\n")
         else:
             tail = b""
-        self._settle_tokens()
         if not self.saw_done:
             raise StreamCut()
         return tail
-
-    def _settle_tokens(self) -> None:
-        if not self.saw_usage:  # no usage chunk: count content events, the best we know
-            self.ctx.completion_tokens = self.content_events
 
     def _mark_sent(self, events: list[bytes]) -> None:
         if self.ctx.first_token_at is None and any(b'"choices":[]' not in e and
@@ -130,7 +125,14 @@ class StreamRelay:
 
     def _count_content(self, data: bytes) -> None:
         if b'"choices":[]' not in data:
-            self.content_events += 1
+            self._counted()
+
+    def _counted(self) -> None:
+        """One content event relayed: until the usage chunk comes (a stream cut short never
+        brings it), the completion tokens are the events relayed, one token each."""
+        self.content_events += 1
+        if not self.saw_usage:
+            self.ctx.completion_tokens = self.content_events
 
     def _read_usage(self, payload: Any) -> bool:
         usage = payload.get("usage") if isinstance(payload, dict) else None
@@ -139,6 +141,7 @@ class StreamRelay:
         self.saw_usage = True
         self.ctx.prompt_tokens = _count(usage.get("prompt_tokens"))
         self.ctx.completion_tokens = _count(usage.get("completion_tokens"))
+        self.ctx.cached_tokens = cached_tokens(usage, self.ctx.prompt_tokens)
         return True
 
     # -- the transformer path ---------------------------------------------------------
@@ -168,7 +171,7 @@ class StreamRelay:
                     out.append(self._serialize(payload))
                 continue
             if payload.get("choices"):
-                self.content_events += 1
+                self._counted()
             if self.served_name and payload.get("model") == self.served_name:
                 payload["model"] = self.public_name
             for emitted in await self._through(payload, 0):
@@ -220,3 +223,12 @@ class StreamRelay:
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def cached_tokens(usage: dict[str, Any], prompt_tokens: int) -> int:
+    """OpenAI's ``usage.prompt_tokens_details.cached_tokens`` (vLLM reports it with
+    ``--enable-prompt-tokens-details``), never more than the prompt tokens; else 0."""
+    details = usage.get("prompt_tokens_details")
+    if not isinstance(details, dict):
+        return 0
+    return min(_count(details.get("cached_tokens")), prompt_tokens)

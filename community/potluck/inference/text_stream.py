@@ -7,7 +7,10 @@ per choice, the text not sent yet; each new piece is appended, the whole held te
 rewritten (``rewrite``), and all but its last ``hold_back`` characters are sent. So a
 pattern of at most ``hold_back + 1`` characters is always seen whole by ``rewrite``
 before any of it leaves, and the client waits for at most ``hold_back`` characters.
-Held text is sent when its choice finishes (``finish_reason``) or the stream ends.
+Held text is sent when its choice finishes (``finish_reason``) or the stream ends; that
+last time it goes through ``rewrite_final`` (by default ``rewrite``), so a subclass that
+leaves a match at the very end of the held text alone (more text could still extend it)
+knows when no more is coming.
 
 Works on chat completion chunks (``choices[i].delta.content``) and text completion
 chunks (``choices[i].text``), OpenAI's streaming shapes; other events pass unchanged.
@@ -37,6 +40,10 @@ class TextTransformer(StreamTransformer):
         """The text as it may be sent (e.g. with identifiers replaced)."""
         return text
 
+    def rewrite_final(self, text: str) -> str:
+        """The last held text of a choice, once no more will come (default: ``rewrite``)."""
+        return self.rewrite(text)
+
     def tail(self, index: int) -> str:
         """Text added at the end of choice ``index`` (empty: nothing)."""
         return ""
@@ -58,10 +65,11 @@ class TextTransformer(StreamTransformer):
             if field is None and not finished:
                 keep = True  # a role, tool call or other delta: not text
                 continue
-            held = self.rewrite(self._held.get(index, "") + (text or ""))
+            held = self._held.get(index, "") + (text or "")
             if finished:
-                send, self._held[index] = held + self.tail(index), ""
+                send, self._held[index] = self.rewrite_final(held) + self.tail(index), ""
             else:
+                held = self.rewrite(held)
                 cut = max(0, len(held) - self.hold_back)
                 send, self._held[index] = held[:cut], held[cut:]
             _set_text(choice, field or _default_field(event), send)
@@ -75,7 +83,7 @@ class TextTransformer(StreamTransformer):
             return []
         out = []
         for index, held in sorted(self._held.items()):
-            text = self.rewrite(held) + (self.tail(index) if held else "")
+            text = self.rewrite_final(held) + (self.tail(index) if held else "")
             if not text:
                 continue
             event = copy.deepcopy(self._template)

@@ -125,7 +125,7 @@ class Upstream:
             replica.in_flight += 1
             try:
                 response = await self.http.post(
-                    replica.url + ctx.endpoint.path, data=payload,
+                    replica.url_for(ctx.endpoint.path), data=payload,
                     headers={"content-type": "application/json",
                              "x-request-id": ctx.request_id})
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:

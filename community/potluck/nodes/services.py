@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from potluck.nodes.models import Node, NodeState
@@ -31,10 +32,23 @@ def heartbeat(name: str, resources: Resources) -> Node:
     """Say the node is alive: the node's row, then a Redis key that expires.
 
     In that order: whoever sees the key live (readiness, the scheduler) finds the row.
+    With the database unreachable the key is still renewed (if the node had one: its row
+    exists), so that an outage of the database alone never makes a node look lost; the
+    database error is raised after that.
     """
     now = timezone.now()
     ttl = max(settings.NODE_LOST_AFTER_SECONDS, 2 * settings.NODE_HEARTBEAT_SECONDS)
     payload = {"name": name, "at": now.isoformat(), **resources.as_dict()}
+    try:
+        node = _heartbeat_row(name, resources, now)
+    except DatabaseError:
+        get_redis().set(HEARTBEAT_KEY.format(name=name), json.dumps(payload), ex=ttl, xx=True)
+        raise
+    get_redis().set(HEARTBEAT_KEY.format(name=name), json.dumps(payload), ex=ttl)
+    return node
+
+
+def _heartbeat_row(name: str, resources: Resources, now: datetime) -> Node:
     node, created = Node.objects.update_or_create(
         name=name,
         defaults={
@@ -46,7 +60,6 @@ def heartbeat(name: str, resources: Resources) -> Node:
             "last_heartbeat": now,
         },
     )
-    get_redis().set(HEARTBEAT_KEY.format(name=name), json.dumps(payload), ex=ttl)
     if created:
         log.info("node %s joined (%s CPUs, %s GPUs)", name, resources.cpu_count,
                  len(resources.gpus))
@@ -66,14 +79,18 @@ def live_node_names() -> list[str]:
 
 
 def mark_lost_nodes() -> list[str]:
-    """Online nodes whose heartbeat lapsed become LOST; returns their names.
+    """Online nodes whose heartbeat lapsed, in the database and in Redis alike, become
+    LOST; returns their names. (A node whose row is stale but whose Redis key lives was
+    heartbeating while the database was down.)
 
     Nodes are the ground floor: what runs on a lost node is moved by the apps above
     (``potluck.serving.scheduler.replace_lost_nodes``, the fine-tuning scheduler).
     """
     cutoff = timezone.now() - timedelta(seconds=settings.NODE_LOST_AFTER_SECONDS)
-    lapsed = list(Node.objects.filter(state=NodeState.ONLINE, last_heartbeat__lt=cutoff)
-                  .values_list("name", flat=True))
+    alive = set(live_node_names())
+    lapsed = [name for name in Node.objects.filter(state=NodeState.ONLINE,
+                                                   last_heartbeat__lt=cutoff)
+              .values_list("name", flat=True) if name not in alive]
     if lapsed:
         Node.objects.filter(name__in=lapsed, state=NodeState.ONLINE,
                             last_heartbeat__lt=cutoff).update(state=NodeState.LOST)

@@ -18,7 +18,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from rest_framework import exceptions, permissions
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 
 from potluck.accounts.api_base import Tenant, resolve_tenant
 from potluck.accounts.authentication import ApiKeyAuthentication, ExtensionAuthentication
+from potluck.json_parser import JSONParser
 from potluck.errors import InvalidInput, NotFound, PotluckError
 from potluck.protocol.errors import error_body
 

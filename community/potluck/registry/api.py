@@ -23,7 +23,7 @@ class ModelSerializer(serializers.ModelSerializer):
         model = RegisteredModel
         fields = ["id", "name", "kind", "base", "public", "source", "path", "repo_id",
                   "revision", "architecture", "context_length", "license", "size_bytes",
-                  "adapter_rank", "created_at"]
+                  "adapter_rank", "capabilities", "created_at"]
         read_only_fields = fields
 
 

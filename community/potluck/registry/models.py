@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Self
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -32,6 +33,15 @@ class RegisteredModelQuerySet(OrgScopedQuerySet):
         return self.filter(Q(organization=organization) | Q(organization__isnull=True))
 
 
+# What a model serves, by endpoint capability (potluck.protocol.endpoints.Endpoint).
+CAPABILITIES = ("chat", "completions", "embeddings")
+GENERATIVE = ["chat", "completions"]
+
+
+def default_capabilities() -> list[str]:
+    return list(GENERATIVE)
+
+
 class RegisteredModel(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
@@ -53,6 +63,9 @@ class RegisteredModel(models.Model):
     license = models.CharField(max_length=100, blank=True)
     size_bytes = models.BigIntegerField(null=True, blank=True)
     adapter_rank = models.PositiveIntegerField(null=True, blank=True)
+    # The inference endpoints it can answer (a subset of CAPABILITIES); found when it is
+    # registered. An adapter serves what its base serves.
+    capabilities = ArrayField(models.CharField(max_length=16), default=default_capabilities)
     created_by = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -85,7 +85,8 @@ def register_local_model(
         name=clean, organization=organization, kind=Kind.BASE, source=Source.LOCAL,
         path=str(directory.resolve()), architecture=info.architecture,
         context_length=info.context_length, size_bytes=info.size_bytes,
-        license=license.strip()[:100], created_by=created_by,
+        capabilities=list(info.capabilities), license=license.strip()[:100],
+        created_by=created_by,
     ))
 
 
@@ -126,6 +127,7 @@ def register_local_adapter(
         name=clean, organization=organization, kind=Kind.ADAPTER, base=base,
         source=Source.LOCAL, path=str(directory.resolve()), architecture=base.architecture,
         context_length=base.context_length, size_bytes=info.size_bytes,
+        capabilities=list(base.capabilities),
         adapter_rank=info.rank, created_by=created_by,
     ))
 

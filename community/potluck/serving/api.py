@@ -17,7 +17,7 @@ from potluck.accounts.api_base import OrgScopedViewSet
 from potluck.errors import InvalidInput
 from potluck.registry import services as registry
 from potluck.serving import selectors, services
-from potluck.serving.engine_args import MAX_REPLICAS
+from potluck.serving.engine_args import ENGINE_ARG_KEYS, MAX_REPLICAS
 from potluck.serving.models import Deployment, DeploymentState, Replica, ReplicaState
 
 
@@ -47,8 +47,8 @@ class CreateDeploymentSerializer(serializers.Serializer):
     replicas = serializers.IntegerField(min_value=0, max_value=MAX_REPLICAS, default=1)
     engine_args = serializers.DictField(
         required=False, default=dict,
-        help_text="dtype, max_model_len, gpus_per_replica, enable_lora, max_lora_rank, "
-                  "extra_args")
+        help_text="Allowlisted engine options, each with a checked value: "
+                  + ", ".join(ENGINE_ARG_KEYS) + ". Anything else is refused.")
     placement = serializers.DictField(required=False, default=dict,
                                       help_text='{"nodes": [names]} (empty: any node)')
 
@@ -108,10 +108,11 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgSco
 
     @extend_schema(request=ScaleSerializer, responses=DeploymentSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        deployment = self.get_object()  # another org's deployment is a 404 first
         body = ScaleSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         deployment = services.scale_deployment(
-            self.get_object(), body.validated_data["replicas"],
+            deployment, body.validated_data["replicas"],
             organization=self.tenant.organization)
         return Response(self._shown(deployment))
 

@@ -39,8 +39,11 @@ class Deployment(models.Model):
     organization = models.ForeignKey("accounts.Organization", null=True, blank=True,
                                      on_delete=models.CASCADE, related_name="deployments")
     replicas = models.PositiveIntegerField(default=1)
-    # dtype, max_model_len, gpus_per_replica, enable_lora, max_lora_rank, extra_args
+    # Allowlisted engine options (potluck.serving.engine_args.OPTIONS) and gpus_per_replica.
     engine_args = models.JSONField(default=dict)
+    # Free-form vLLM arguments set by the operator (`potluck deploy --vllm-arg`); never
+    # written through the API.
+    operator_args = ArrayField(models.CharField(max_length=1000), default=list, blank=True)
     # nodes: [names] the replicas may run on (empty: any node)
     placement = models.JSONField(default=dict)
     state = models.CharField(max_length=16, choices=DeploymentState.choices,
@@ -129,3 +132,28 @@ class Replica(models.Model):
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+class ReplicaStateChange(models.Model):
+    """A replica's state history: one row each time its state changes.
+
+    A database trigger writes it (migration ``serving.0003``) on every insert of a
+    replica and every update that changes ``state``, whoever the writer (the scheduler's
+    bulk updates included), with the database's clock. Ids are kept as plain values, not
+    foreign keys: the history outlives the rows it describes. ``gpus`` is how many GPUs
+    the replica held then. Read it through ``potluck.serving.history``.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    replica_id = models.UUIDField(db_index=True)
+    deployment_id = models.UUIDField()
+    node_id = models.BigIntegerField()
+    state = models.CharField(max_length=16, choices=ReplicaState.choices)
+    gpus = models.PositiveIntegerField(default=0)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.replica_id} {self.state} at {self.at:%Y-%m-%d %H:%M:%S}"

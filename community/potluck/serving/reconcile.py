@@ -171,7 +171,7 @@ class NodeReconciler:
                 spec = servers.LaunchSpec(
                     argv=servers.server_argv(row, host=host, port=port, cpu_only=cpu_only),
                     env=servers.server_env(row, cpu_only=cpu_only),
-                    log_path=servers.log_path(row))
+                    log_path=servers.log_path(row), model_path=row.deployment.model.path)
                 process = servers.launch(spec, row.id)
                 row.port, row.pid, row.started_at = port, process.pid, timezone.now()
                 row.adapters = []  # a new server holds no adapters yet

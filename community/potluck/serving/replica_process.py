@@ -26,8 +26,10 @@ import psutil
 from django.conf import settings
 from django.utils import timezone
 
-from potluck.child_processes import child_environment
+from potluck.nodes import isolation
 from potluck.registry.models import Source
+from potluck.serving import cpu_share
+from potluck.serving.engine_args import engine_argv
 from potluck.serving.models import Replica
 
 API_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
@@ -41,6 +43,7 @@ class LaunchSpec:
     argv: list[str]
     env: dict[str, str]
     log_path: Path
+    model_path: str = ""  # a local model's folder, made reachable for the engine user
 
 
 def log_path(replica: Replica) -> Path:
@@ -48,44 +51,48 @@ def log_path(replica: Replica) -> Path:
 
 
 def server_argv(replica: Replica, *, host: str, port: int, cpu_only: bool) -> list[str]:
-    model = replica.deployment.model
-    args = replica.deployment.engine_args
+    """The server's command line: Potluck's own flags (model, name, address), the
+    deployment's allowlisted engine options, then the operator's free-form arguments."""
+    deployment = replica.deployment
+    model = deployment.model
     if model.source == Source.HUGGINGFACE:
         where = [model.repo_id, "--revision", model.revision or "main"]
     else:
         where = [model.path]
     argv = [sys.executable, "-m", API_SERVER_MODULE, "--model", *where,
-            "--served-model-name", model.name, "--host", host, "--port", str(port),
-            "--dtype", args.get("dtype", "auto")]
-    if args.get("max_model_len"):
-        argv += ["--max-model-len", str(args["max_model_len"])]
-    if args.get("enable_lora"):
-        argv += ["--enable-lora", "--max-lora-rank", str(args.get("max_lora_rank", 16))]
-    if cpu_only and "--enforce-eager" not in args.get("extra_args", []):
-        argv.append("--enforce-eager")  # no graph compilation work on CPU
-    return argv + list(args.get("extra_args", []))
+            "--served-model-name", model.name, "--host", host, "--port", str(port)]
+    return (argv + engine_argv(deployment.engine_args or {}, cpu_only=cpu_only)
+            + list(deployment.operator_args or []))
 
 
 def server_env(replica: Replica, *, cpu_only: bool) -> dict[str, str]:
-    env = child_environment()
+    """Only the environment vLLM needs (``potluck.nodes.isolation``), and its devices."""
+    extra: dict[str, str] = {}
     if cpu_only:
-        env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.SERVING_CPU_KVCACHE_GIB))
+        extra["VLLM_CPU_KVCACHE_SPACE"] = os.environ.get(
+            "VLLM_CPU_KVCACHE_SPACE", str(settings.SERVING_CPU_KVCACHE_GIB))
     else:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in replica.gpu_ids)
+        extra["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in replica.gpu_ids)
     if replica.deployment.engine_args.get("enable_lora"):
-        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
-    return env
+        extra["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+    return isolation.engine_env(extra)
 
 
 def launch(spec: LaunchSpec, replica_id: object) -> subprocess.Popen[bytes]:
-    """Start the server in a new session, its output appended to the replica's log."""
+    """Start the server in a new session, as the engine user (``potluck.nodes.isolation``),
+    its output appended to the replica's log (opened here, by the agent), at the node's
+    CPU share for replicas (``cpu_share.replica_share``)."""
+    share = cpu_share.replica_share()  # a bad setting fails here, before anything starts
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+    if spec.model_path:
+        isolation.ensure_traversable(Path(spec.model_path))
     with spec.log_path.open("ab") as log:
         log.write(f"{START_MARKER} {replica_id} at {timezone.now().isoformat()} ====\n"
                   .encode())
         log.flush()
-        return subprocess.Popen(spec.argv, env=spec.env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
+        process = isolation.start(spec.argv, env=spec.env, output=log, cwd="/")
+    cpu_share.apply_configured(process.pid, share)
+    return process
 
 
 def port_range() -> range:

@@ -22,10 +22,15 @@ from potluck.accounts.models import Organization, User
 from potluck.child_processes import stop_groups
 from potluck.errors import Conflict, Forbidden, InvalidInput, NotFound
 from potluck.registry.models import Kind, RegisteredModel
-from potluck.serving import dispatch
+from potluck.serving import dispatch, quotas
 from potluck.serving import replica_process as servers
 from potluck.serving.cordon import cordon_node
-from potluck.serving.engine_args import clean_engine_args, clean_placement, clean_replicas
+from potluck.serving.engine_args import (
+    clean_engine_args,
+    clean_operator_args,
+    clean_placement,
+    clean_replicas,
+)
 from potluck.serving.models import Deployment, DeploymentState, Replica, ReplicaState
 from potluck.serving.scheduler import schedule, wind_down
 
@@ -60,25 +65,34 @@ def _check_model(model: RegisteredModel, organization: Organization | None) -> N
 def create_deployment(
     model: RegisteredModel, replicas: Any = 1, engine_args: Any = None, placement: Any = None,
     *, organization: Organization | None, created_by: User | None = None,
-    operator: bool = False,
+    operator: bool = False, operator_args: Any = None,
 ) -> Deployment:
     """Ask for ``replicas`` vLLM servers of a model; the scheduler places them.
 
     ``organization=None`` makes a public deployment of a public model, served to every
-    organization; only the operator (the CLI) may do that.
+    organization; only the operator (the CLI) may do that, and only the operator may
+    add free-form vLLM arguments (``operator_args``); tenants use the allowlisted
+    ``engine_args`` (``potluck.serving.engine_args``).
     """
     if organization is None and not operator:
         raise Forbidden("only the operator can deploy public models")
+    if operator_args and not operator:
+        raise Forbidden("free-form vLLM arguments are set by the operator",
+                        field="operator_args")
     _check_model(model, organization)
     deployment = Deployment(
         model=model, organization=organization, replicas=clean_replicas(replicas),
         engine_args=clean_engine_args(engine_args, model),
+        operator_args=clean_operator_args(operator_args),
         placement=clean_placement(placement), created_by=created_by)
     busy = Conflict(f"{model.name} is already deployed; scale or undeploy it", field="model")
     if Deployment.objects.filter(model=model).exclude(state=DeploymentState.STOPPED).exists():
         raise busy
     try:
         with transaction.atomic():
+            if organization is not None and not operator:
+                quotas.check_deployment(organization, replicas=deployment.replicas,
+                                        engine_args=deployment.engine_args)
             deployment.save(force_insert=True)
     except IntegrityError as exc:  # a concurrent deploy of the same model won
         raise busy from exc
@@ -96,6 +110,9 @@ def scale_deployment(deployment: Deployment, replicas: Any, *,
         pk=deployment.pk)
     if locked.state != DeploymentState.ACTIVE:
         raise Conflict(f"the deployment is {locked.state}; deploy the model again instead")
+    if count > locked.replicas and locked.organization is not None and not operator:
+        quotas.check_deployment(locked.organization, replicas=count,
+                                engine_args=locked.engine_args, excluding=locked)
     if locked.replicas != count:
         log.info("deployment of %s scaled: %s -> %s replica(s)", locked.model.name,
                  locked.replicas, count)

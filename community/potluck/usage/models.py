@@ -22,6 +22,9 @@ class UsageRecord(models.Model):
     stream = models.BooleanField(default=False)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
+    # Of prompt_tokens, those served from the replica's prefix cache (OpenAI's
+    # prompt_tokens_details.cached_tokens).
+    cached_tokens = models.PositiveIntegerField(default=0, db_default=0)
     latency_ms = models.FloatField()
     ttft_ms = models.FloatField(null=True, blank=True)
     replica_id = models.UUIDField(null=True, blank=True)

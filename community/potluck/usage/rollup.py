@@ -5,7 +5,9 @@ Why it neither loses nor doubles:
 
 - An entry is acknowledged (XACK + XDEL, atomically) only after the transaction that
   records it has committed. A consumer that dies before that leaves the entry pending;
-  the next roll-up takes it over (XAUTOCLAIM) once it has been idle ``min_idle_ms``.
+  the next roll-up takes it over (XAUTOCLAIM) once it has been idle ``min_idle_ms``. A
+  consumer that lives on (its roll-up failed: the database was down) retries its own
+  pending entries first thing in its next roll-up, without waiting for them to go idle.
 - Records are inserted with ``ON CONFLICT (request_id) DO NOTHING``, and the daily
   totals grow only by the rows that insert returned. A consumer that dies after the
   commit but before the acknowledgement gets its entries re-delivered, and they insert
@@ -90,6 +92,7 @@ def roll_up(consumer: str, batch: int = 500, *, min_idle_ms: int = MIN_IDLE_MS,
     deadline = started + budget_s
     result = RollupResult()
     ensure_group(conn)
+    _process(conn, consumer, _read_own_pending(conn, consumer, batch), result)
     cursor = "0-0"
     while time.monotonic() < deadline:
         cursor, entries, vanished = _claim_stale(conn, consumer, min_idle_ms, batch, cursor)
@@ -139,8 +142,17 @@ def _claim_stale(conn: redis.Redis, consumer: str, min_idle_ms: int, count: int,
     return _text(reply[0]), entries, vanished
 
 
-def _read_new(conn: redis.Redis, consumer: str, count: int) -> list[Entry]:
-    reply = conn.xreadgroup(GROUP, consumer, {STREAM_KEY: ">"}, count=count)
+def _read_own_pending(conn: redis.Redis, consumer: str, count: int) -> list[Entry]:
+    """Entries delivered to this consumer earlier and not acknowledged (its roll-up
+    failed before the commit). Recording them again is harmless: see the module."""
+    # An entry trimmed from the stream meanwhile comes back without fields: XAUTOCLAIM
+    # reports and clears those (see ``_claim_stale``).
+    return [(entry_id, fields) for entry_id, fields in
+            _read_new(conn, consumer, count, start="0") if fields]
+
+
+def _read_new(conn: redis.Redis, consumer: str, count: int, start: str = ">") -> list[Entry]:
+    reply = conn.xreadgroup(GROUP, consumer, {STREAM_KEY: start}, count=count)
     if not reply:
         return []
     # RESP2: [[stream, entries]]; RESP3: {stream: [entries]}.

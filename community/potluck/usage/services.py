@@ -15,9 +15,9 @@ from potluck.usage.stream import UsageEvent
 
 _RECORD_COLUMNS = ("request_id", "organization_id", "api_key_id", "model", "endpoint", "status",
                    "stream", "prompt_tokens", "completion_tokens", "latency_ms", "ttft_ms",
-                   "replica_id", "created_at")
+                   "replica_id", "created_at", "cached_tokens")
 _ARRAY_TYPES = ("varchar", "uuid", "uuid", "varchar", "varchar", "smallint", "boolean", "integer",
-                "integer", "float8", "float8", "uuid", "timestamptz")
+                "integer", "float8", "float8", "uuid", "timestamptz", "integer")
 
 # One statement: insert what is new, and add exactly the inserted rows (RETURNING) to the
 # daily totals. ORDER BY keeps concurrent roll-ups taking row locks in one order (no
@@ -97,7 +97,7 @@ def _insert(events: Sequence[UsageEvent]) -> set[str]:
         row = (event.request_id, uuid.UUID(event.organization_id), _as_uuid(event.api_key_id),
                event.model, event.endpoint, event.status, event.stream, event.prompt_tokens,
                event.completion_tokens, event.latency_ms, event.ttft_ms,
-               _as_uuid(event.replica_id), event.created_time)
+               _as_uuid(event.replica_id), event.created_time, event.cached_tokens)
         for column, value in zip(columns, row, strict=True):
             column.append(value)
     with connection.cursor() as cursor:

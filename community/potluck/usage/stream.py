@@ -62,6 +62,9 @@ class UsageEvent:
     ttft_ms: float | None
     replica_id: str | None
     created_at: float  # epoch seconds
+    # Prompt tokens served from the prefix cache (a part of prompt_tokens); absent in
+    # entries of older gateways, which read as 0.
+    cached_tokens: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in FIELDS}
@@ -72,7 +75,7 @@ class UsageEvent:
 
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(UsageEvent))
-REQUIRED = frozenset(FIELDS) - {"api_key_id", "ttft_ms", "replica_id"}
+REQUIRED = frozenset(FIELDS) - {"api_key_id", "ttft_ms", "replica_id", "cached_tokens"}
 
 
 def new_request_id() -> str:
@@ -126,6 +129,8 @@ def decode(fields: dict[Any, Any]) -> UsageEvent:
         ttft_ms=None if data.get("ttft_ms") is None else _number(data, "ttft_ms"),
         replica_id=_optional_uuid(data, "replica_id"),
         created_at=_timestamp(data),
+        cached_tokens=_int(data, "cached_tokens", 0, MAX_TOKENS) if "cached_tokens" in data
+        else 0,
     )
 
 

@@ -16,9 +16,11 @@ from potluck.usage import consumers, rollup
              queue="potluck.control")
 def roll_up(self: Task, batch: int = 500) -> dict[str, Any]:
     """Drain the usage stream into Postgres (beat sends this every few seconds)."""
-    # One consumer per worker process: a process that dies leaves its entries pending
-    # under its own name, and any later roll-up takes them over.
-    consumer = f"{self.request.hostname or socket.gethostname()}:{os.getpid()}"
+    # One consumer per node agent (its Celery hostname, node@<node>): an agent killed
+    # mid-roll-up leaves its entries pending under that name, and the same node's next
+    # agent retries them in its first roll-up; any other roll-up takes them over once
+    # they have been idle for USAGE_RECLAIM_IDLE_SECONDS.
+    consumer = self.request.hostname or f"{socket.gethostname()}:{os.getpid()}"
     result = rollup.roll_up(consumer, batch,
                             min_idle_ms=settings.USAGE_RECLAIM_IDLE_SECONDS * 1000)
     return dataclasses.asdict(result)

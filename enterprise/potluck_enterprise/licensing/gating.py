@@ -22,6 +22,8 @@ from datetime import datetime
 from types import ModuleType
 from typing import Any
 
+from django.db import DatabaseError
+
 from potluck import extensions
 from potluck_enterprise.licensing import clock
 from potluck_enterprise.licensing.licence import KNOWN_FEATURES, LicenceState
@@ -32,9 +34,9 @@ RECHECK_SECONDS = 3.0
 # The module that switches each feature (enable()/disable()); None: granted, nothing to switch.
 FEATURE_MODULES: dict[str, str | None] = {
     "sso": "potluck_enterprise.sso.feature",
-    "billing": None,
+    "billing": "potluck_enterprise.billing.feature",
     "credits": None,
-    "compliance": None,
+    "compliance": "potluck_enterprise.compliance.feature",
 }
 
 
@@ -66,6 +68,10 @@ class Gate:
         try:
             if self.is_stale():
                 self._refresh_locked(None)
+        except DatabaseError as exc:  # an outage (PostgreSQL restarting): no traceback
+            log.warning("licence re-evaluation: the database is unreachable (%s); features "
+                        "stay as they were", exc.__class__.__name__)
+            self._checked_at = time.monotonic()
         except Exception:  # the licence check must never take a request or a task down
             log.exception("licence re-evaluation failed; features stay as they were")
             self._checked_at = time.monotonic()

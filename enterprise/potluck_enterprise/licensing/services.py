@@ -17,6 +17,7 @@ from typing import Any
 from django.db import transaction
 from django.dispatch import Signal
 
+from potluck import extensions
 from potluck.accounts.models import User
 from potluck.errors import Forbidden, InvalidInput
 from potluck_enterprise.licensing import clock, format
@@ -127,6 +128,12 @@ def install(text: str | bytes, *, by: User | None = None, now: datetime | None =
              licence.license_id, licence.licensee, ",".join(licence.features),
              licence.seats, licence.expires_at.isoformat())
     licence_changed.send(sender=InstalledLicence, record=record)
+    # After the signal: a licence that grants "compliance" has switched the audit log on.
+    extensions.record_admin_event(
+        "licence.installed", actor=f"user:{by.id}" if by else "operator",
+        target=f"licence:{licence.license_id}",
+        details={"licensee": licence.licensee, "features": sorted(licence.features),
+                 "seats": licence.seats, "expires_at": licence.expires_at.isoformat()})
     return record
 
 

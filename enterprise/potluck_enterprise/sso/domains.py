@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from potluck import extensions
 from potluck.accounts.models import Organization
 from potluck.errors import Conflict, InvalidInput, NotFound
 from potluck_enterprise.sso.models import EmailDomain, VerificationMethod
@@ -135,6 +136,9 @@ def _mark_verified(domain: EmailDomain, method: VerificationMethod) -> EmailDoma
     except IntegrityError:  # another organization verified it at the same moment
         raise Conflict(f"{domain.domain} is already verified by another organization",
                        field="domain") from None
+    extensions.record_admin_event("sso.domain_verified",
+                                  organization_id=domain.organization_id,
+                                  target=f"domain:{domain.domain}", details={"method": method})
     log.info("email domain verified: %s for org %s (%s)", domain.domain,
              domain.organization_id, method)
     return domain
@@ -159,8 +163,13 @@ def verify_by_operator(domain: EmailDomain) -> EmailDomain:
 def set_enforcement(domain: EmailDomain, enforce: bool) -> EmailDomain:
     if enforce and not domain.is_verified:
         raise InvalidInput("verify the domain before enforcing SSO for it", field="enforce_sso")
-    domain.enforce_sso = enforce
-    domain.save(update_fields=["enforce_sso"])
+    with transaction.atomic():
+        domain.enforce_sso = enforce
+        domain.save(update_fields=["enforce_sso"])
+        extensions.record_admin_event("sso.enforcement_changed",
+                                      organization_id=domain.organization_id,
+                                      target=f"domain:{domain.domain}",
+                                      details={"enforce_sso": enforce})
     return domain
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from potluck import extensions
 from potluck.accounts.models import Organization, Role
 from potluck.errors import Conflict, Forbidden, InvalidInput, NotFound
 from potluck_enterprise import crypto
@@ -73,6 +74,8 @@ def save_oidc_connection(org: Organization, data: dict[str, Any], *,
     # Proves the IdP answers and describes itself before anyone depends on it.
     oidc.discover(connection.discovery_url, refresh=True)
     connection.save()
+    extensions.record_admin_event("sso.oidc_connection_saved", organization_id=org.id,
+                                  target="sso:oidc", details={"created": creating})
     log.info("sso: OIDC connection %s for %s", "created" if creating else "updated", org.slug)
     return connection
 
@@ -117,6 +120,8 @@ def save_saml_connection(org: Organization, data: dict[str, Any], *, default_ent
         connection.sp_private_key = key_pem
         connection.sp_certificate = cert_pem
     connection.save()
+    extensions.record_admin_event("sso.saml_connection_saved", organization_id=org.id,
+                                  target="sso:saml", details={"created": creating})
     log.info("sso: SAML connection %s for %s", "created" if creating else "updated", org.slug)
     return connection
 
@@ -133,8 +138,13 @@ def regenerate_sp_keypair(connection: SamlConnection) -> SamlConnection:
     return connection
 
 
+@transaction.atomic
 def delete_connection(connection: OidcConnection | SamlConnection) -> None:
+    kind = "oidc" if isinstance(connection, OidcConnection) else "saml"
     connection.delete()
+    extensions.record_admin_event(f"sso.{kind}_connection_deleted",
+                                  organization_id=connection.organization_id,
+                                  target=f"sso:{kind}")
 
 
 def add_mapping(org: Organization, group: str, role: str, *, granted_by_owner: bool
@@ -147,8 +157,12 @@ def add_mapping(org: Organization, group: str, role: str, *, granted_by_owner: b
     clean = _check_role(role, field="role", granted_by_owner=granted_by_owner)
     try:
         with transaction.atomic():
-            return GroupRoleMapping.objects.create(organization=org, group=group,
-                                                   role=clean.value)
+            mapping = GroupRoleMapping.objects.create(organization=org, group=group,
+                                                      role=clean.value)
+            extensions.record_admin_event("sso.role_mapping_added", organization_id=org.id,
+                                          target=f"group:{group}"[:240],
+                                          details={"role": clean.value})
+            return mapping
     except IntegrityError:
         raise Conflict(f"the group {group!r} is already mapped", field="group") from None
 
@@ -160,15 +174,25 @@ def change_mapping(mapping: GroupRoleMapping, role: str, *, granted_by_owner: bo
     if touches_owner and not granted_by_owner:
         raise Forbidden("only an owner can change a mapping to or from the owner role",
                         field="role")
-    mapping.role = clean.value
-    mapping.save(update_fields=["role"])
+    with transaction.atomic():
+        previous = mapping.role
+        mapping.role = clean.value
+        mapping.save(update_fields=["role"])
+        extensions.record_admin_event("sso.role_mapping_changed",
+                                      organization_id=mapping.organization_id,
+                                      target=f"group:{mapping.group}"[:240],
+                                      details={"from": previous, "to": clean.value})
     return mapping
 
 
 def remove_mapping(mapping: GroupRoleMapping, *, granted_by_owner: bool) -> None:
     if mapping.role == Role.OWNER and not granted_by_owner:
         raise Forbidden("only an owner can remove a mapping to the owner role")
-    mapping.delete()
+    with transaction.atomic():
+        mapping.delete()
+        extensions.record_admin_event("sso.role_mapping_removed",
+                                      organization_id=mapping.organization_id,
+                                      target=f"group:{mapping.group}"[:240])
 
 
 def get_connection(org: Organization, model: type[OidcConnection] | type[SamlConnection]

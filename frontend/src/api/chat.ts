@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /** Chat with the gateway as any client does: an API key, SSE streaming, usage at the end. */
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import { errorFromBody } from "./client";
+import { ApiError, errorFromBody } from "./client";
 
 export interface ChatMessage { role: "system" | "user" | "assistant"; content: string }
 
@@ -9,7 +9,8 @@ export interface ChatParams {
   model: string;
   messages: ChatMessage[];
   temperature: number;
-  max_tokens: number;
+  /** Absent: the model's own limit (the field is left out, never sent as 0). */
+  max_tokens?: number;
 }
 
 export interface Usage { prompt_tokens: number; completion_tokens: number; total_tokens: number }
@@ -35,10 +36,29 @@ export function chatBody(params: ChatParams): Record<string, unknown> {
     model: params.model,
     messages: params.messages,
     temperature: params.temperature,
-    max_tokens: params.max_tokens,
+    ...(params.max_tokens === undefined ? {} : { max_tokens: params.max_tokens }),
     stream: true,
     stream_options: { include_usage: true },
   };
+}
+
+async function refusal(response: Response): Promise<never> {
+  let parsed: unknown = null;
+  try { parsed = await response.json(); } catch { parsed = null; }
+  throw errorFromBody(response.status, parsed);
+}
+
+/** The models the gateway can serve to this key now (`GET /v1/models`): deployed ones. */
+export async function listModels(apiKey: string, signal?: AbortSignal): Promise<string[]> {
+  let response: Response;
+  try {
+    response = await fetch("/v1/models", { headers: { Authorization: `Bearer ${apiKey}` }, signal });
+  } catch {
+    throw new ApiError(0, "Cannot reach the Potluck server: check that it is running.");
+  }
+  if (!response.ok) return refusal(response);
+  const body = await response.json() as { data?: { id: string }[] };
+  return (body.data ?? []).map((m) => m.id);
 }
 
 /** Streams one answer; `onToken` sees each piece of text as it arrives. */
@@ -53,11 +73,7 @@ export async function streamChat(
     body: JSON.stringify(chatBody(params)),
     signal,
   });
-  if (!response.ok || !response.body) {
-    let parsed: unknown = null;
-    try { parsed = await response.json(); } catch { parsed = null; }
-    throw errorFromBody(response.status, parsed);
-  }
+  if (!response.ok || !response.body) return refusal(response);
   const result: ChatResult = { text: "", pieces: 0, usage: null, firstTokenMs: null, totalMs: 0 };
   let failure: string | null = null;
   const parser = createParser({

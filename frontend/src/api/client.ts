@@ -7,12 +7,16 @@ export type FieldErrors = Record<string, string>;
 export class ApiError extends Error {
   readonly status: number;
   readonly fields: FieldErrors;
+  /** OpenAI's error `code` where the server gave one (e.g. "model_not_deployed"). */
+  readonly code: string | null;
 
-  constructor(status: number, message: string, fields: FieldErrors = {}) {
+  constructor(status: number, message: string, fields: FieldErrors = {},
+    code: string | null = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.fields = fields;
+    this.code = code;
   }
 }
 
@@ -38,9 +42,10 @@ export function errorFromBody(status: number, body: unknown): ApiError {
     const data = body as Record<string, unknown>;
     const openai = data.error;
     if (openai && typeof openai === "object") {
-      const { message, param } = openai as { message?: string; param?: string | null };
+      const { message, param, code } = openai as {
+        message?: string; param?: string | null; code?: string | null };
       const text = message || `request failed (${status})`;
-      return new ApiError(status, text, param ? { [param]: text } : {});
+      return new ApiError(status, text, param ? { [param]: text } : {}, code ?? null);
     }
     if (typeof data.detail === "string") {
       return new ApiError(status, data.detail);
@@ -67,6 +72,13 @@ export function readCookie(name: string): string | null {
 }
 
 let currentOrg: string | null = null;
+let onUnauthorized: (() => void) | null = null;
+
+/** Called when a session call answers 401: the session has ended (expired, signed out
+ * elsewhere). The console then shows sign-in, and the page again afterwards. */
+export function setUnauthorizedHandler(handler: (() => void) | null): void {
+  onUnauthorized = handler;
+}
 
 /** The organization (slug) every call acts in; sent as X-Potluck-Organization. */
 export function setOrganization(slug: string | null): void {
@@ -125,6 +137,11 @@ export async function rawRequest(path: string, options: RequestOptions = {}): Pr
       parsed = await response.json();
     } catch {
       parsed = null;
+    }
+    // /api/session itself answers who is signed in; any other 401 means the session ended.
+    if (response.status === 401 && !path.startsWith("/api/session") && onUnauthorized) {
+      onUnauthorized();
+      throw new ApiError(401, HINTS[401]);
     }
     throw errorFromBody(response.status, parsed);
   }

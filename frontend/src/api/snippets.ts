@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /** The same request as the Playground's, for a terminal or the OpenAI Python SDK. */
-import type { ChatParams } from "./chat";
+import { chatBody, type ChatParams } from "./chat";
 
 const KEY_PLACEHOLDER = "$POTLUCK_API_KEY";
 
@@ -9,14 +9,7 @@ function shellQuote(text: string): string {
 }
 
 export function curlSnippet(origin: string, params: ChatParams): string {
-  const body = JSON.stringify({
-    model: params.model,
-    messages: params.messages,
-    temperature: params.temperature,
-    max_tokens: params.max_tokens,
-    stream: true,
-    stream_options: { include_usage: true },
-  }, null, 2);
+  const body = JSON.stringify(chatBody(params), null, 2);
   return [
     `curl -N ${origin}/v1/chat/completions \\`,
     `  -H "Authorization: Bearer ${KEY_PLACEHOLDER}" \\`,
@@ -44,7 +37,7 @@ export function pythonSnippet(origin: string, params: ChatParams): string {
     messages,
     "    ],",
     `    temperature=${params.temperature},`,
-    `    max_tokens=${params.max_tokens},`,
+    ...(params.max_tokens === undefined ? [] : [`    max_tokens=${params.max_tokens},`]),
     "    stream=True,",
     '    stream_options={"include_usage": True},',
     ")",

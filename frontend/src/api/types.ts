@@ -14,7 +14,7 @@ export interface Provider { key: string; title: string; start_url: string }
 
 export interface Node {
   name: string; hostname: string; state: string; cpu_count: number | null;
-  cpu_isa: string; memory_bytes: number | null; gpus: unknown; engine: string;
+  cpu_isa: string[] | string; memory_bytes: number | null; gpus: unknown; engine: string;
   started_at: string | null; last_heartbeat: string | null;
 }
 
@@ -62,6 +62,15 @@ export interface FineTuneJob {
   id: string; model: string; status: string; fine_tuned_model: string | null;
   training_file: string; created_at: number; finished_at: number | null;
   error: { message?: string } | null; trained_tokens: number | null;
+  user_provided_suffix?: string | null; estimated_finish?: number | null;
+}
+
+/** GET /api/fine-tuning/jobs/<id>/metrics: the whole curve, bucketed when long. */
+export interface LossCurve {
+  job_id: string; status: string; estimated_finish: number | null;
+  steps_recorded: number; bucket_steps: number;
+  latest: Record<string, number> | null;
+  points: { step: number; train_loss: number; valid_loss: number | null }[];
 }
 
 export interface FineTuneEvent {
@@ -73,4 +82,5 @@ export interface Batch {
   id: string; endpoint: string; status: string; input_file_id: string;
   output_file_id: string | null; error_file_id: string | null; created_at: number;
   request_counts: { total: number; completed: number; failed: number } | null;
+  errors?: { data: { message: string; line?: number | null }[] } | null;
 }

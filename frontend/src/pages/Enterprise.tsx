@@ -2,14 +2,23 @@
 import { useQuery } from "@tanstack/react-query";
 import { api } from "../api/client";
 import type { Extensions, Panel } from "../api/types";
-import { ErrorMessage, Section } from "../components/ui";
+import { ErrorMessage, Loadable, Loading, Section } from "../components/ui";
 
 export function show(value: unknown): string {
   if (value === null || value === undefined || value === "") return "—";
   if (Array.isArray(value)) return value.length ? value.map(show).join(", ") : "none";
   if (typeof value === "boolean") return value ? "yes" : "no";
-  if (typeof value === "object") return JSON.stringify(value);
+  if (typeof value === "object") {
+    const named = value as { title?: unknown; name?: unknown; key?: unknown };
+    const label = named.title ?? named.name ?? named.key;
+    return typeof label === "string" ? label : JSON.stringify(value);
+  }
   return String(value);
+}
+
+/** A field name as a label, in the console's one spelling ("licence", as the page title). */
+export function factLabel(key: string): string {
+  return key.replace(/_/g, " ").replace(/\blicen[cs]e\b/gi, (w) => (w[0] === "L" ? "Licence" : "licence"));
 }
 
 /** An extension's panel: its description and what its API path answers. */
@@ -19,12 +28,14 @@ function PanelView({ panel }: { panel: Panel }) {
   return (
     <Section title={panel.title}>
       {panel.description ? <p>{panel.description}</p> : null}
-      <ErrorMessage error={data.error} />
-      {data.data ? (
-        <dl className="facts">{Object.entries(data.data).map(([k, v]) => (
-          <div key={k}><dt>{k.replace(/_/g, " ")}</dt>
-            <dd>{show(v)}</dd></div>
-        ))}</dl>
+      {panel.api_path ? (
+        <Loadable query={data} label={panel.title.toLowerCase()}>
+          {(facts) => (
+            <dl className="facts">{Object.entries(facts).map(([k, v]) => (
+              <div key={k}><dt>{factLabel(k)}</dt><dd>{show(v)}</dd></div>
+            ))}</dl>
+          )}
+        </Loadable>
       ) : null}
     </Section>
   );
@@ -35,14 +46,15 @@ export function Enterprise() {
   return (
     <>
       <h1>Enterprise</h1>
-      <ErrorMessage error={ext.error} />
+      {ext.isPending ? <Loading label="extensions" /> : null}
+      <ErrorMessage error={ext.error} retry={() => { void ext.refetch(); }} />
       {ext.data && !ext.data.panels.length ? (
         <Section title="The enterprise edition">
           <p>This is the community edition: complete for one team. The enterprise edition adds
             single sign-on (OIDC, SAML), metered billing, contribution credits,
             compliance-tuned variants and an audit log.</p>
-          <p>To enable it, get a licence key from the Potluck team and install it with
-            <code> potluck license install &lt;file&gt;</code>; its panels then appear here.</p>
+          <p>To enable it, get a licence from the Potluck team and install it on the server
+            with <code>potluck license install &lt;file&gt;</code>; its panels then appear here.</p>
         </Section>
       ) : ext.data?.panels.map((p) => <PanelView key={p.key} panel={p} />)}
       {ext.data?.features.length ? (

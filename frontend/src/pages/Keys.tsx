@@ -3,8 +3,8 @@ import { useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, items } from "../api/client";
 import type { ApiKey } from "../api/types";
-import { Busy, CopyButton, EmptyState, ErrorMessage, FieldError, Section, ago, fieldError }
-  from "../components/ui";
+import { Busy, CopyButton, DataTable, EmptyState, ErrorMessage, FieldError, Loadable, Section,
+  ago, fieldError, useConfirm } from "../components/ui";
 
 export const SCOPES = ["inference", "read", "write", "admin"];
 
@@ -18,7 +18,13 @@ export function NewKeyForm({ onCreated }: { onCreated: (key: ApiKey) => void }) 
     } }),
     onSuccess: (key) => { setName(""); onCreated(key); },
   });
-  const submit = (e: FormEvent) => { e.preventDefault(); create.mutate(); };
+  const [noScope, setNoScope] = useState(false);
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    // Said here, not as the server's "This list may not be empty."
+    if (!scopes.length) { setNoScope(true); return; }
+    create.mutate();
+  };
   const err = create.error;
   return (
     <form className="inline-form" aria-label="Create an API key" onSubmit={submit}>
@@ -29,10 +35,14 @@ export function NewKeyForm({ onCreated }: { onCreated: (key: ApiKey) => void }) 
       <fieldset><legend>Scopes</legend>
         {SCOPES.map((s) => (
           <label key={s} className="check"><input type="checkbox" checked={scopes.includes(s)}
-            onChange={(e) => setScopes(e.target.checked ? [...scopes, s] : scopes.filter((x) => x !== s))} />
+            onChange={(e) => {
+              setNoScope(false);
+              setScopes(e.target.checked ? [...scopes, s] : scopes.filter((x) => x !== s));
+            }} />
             {s}</label>
         ))}
-        <FieldError id="key-scopes-error" message={fieldError(err, "scopes")} />
+        <FieldError id="key-scopes-error" message={noScope ? "Choose at least one scope."
+          : fieldError(err, "scopes")} />
       </fieldset>
       <div><label htmlFor="key-expires">Expires (optional)</label>
         <input id="key-expires" type="date" value={expires} onChange={(e) => setExpires(e.target.value)} />
@@ -48,23 +58,27 @@ export function SecretOnce({ secret, onDone }: { secret: string; onDone: () => v
     <div className="secret" role="status">
       <p><strong>Copy this key now: it is shown only once.</strong></p>
       <code data-testid="new-secret">{secret}</code> <CopyButton text={secret} />
-      <button type="button" onClick={onDone}>I have copied it</button>
+      <button type="button" className="secondary" onClick={onDone}>I have copied it</button>
     </div>
   );
 }
 
 export function Keys() {
   const client = useQueryClient();
+  const [confirm, dialog] = useConfirm();
   const [secret, setSecret] = useState<string | null>(null);
+  const [showInactive, setShowInactive] = useState(false);
   const keys = useQuery({ queryKey: ["keys"],
     queryFn: async () => items(await api<{ results: ApiKey[] }>("/api/keys")) });
   const revoke = useMutation({
     mutationFn: (id: string) => api(`/api/keys/${id}/revoke`, { method: "POST" }),
     onSettled: () => client.invalidateQueries({ queryKey: ["keys"] }),
   });
+  const inactive = keys.data?.filter((k) => !k.is_active).length ?? 0;
   return (
     <>
       <h1>API keys</h1>
+      {dialog}
       <Section title="New key">
         <NewKeyForm onCreated={async (key) => {
           setSecret(key.key ?? null);
@@ -72,24 +86,32 @@ export function Keys() {
         }} />
         {secret ? <SecretOnce secret={secret} onDone={() => setSecret(null)} /> : null}
       </Section>
-      <Section title="Keys">
-        <ErrorMessage error={keys.error ?? revoke.error} />
-        {keys.data && !keys.data.length ? (
-          <EmptyState title="No API key yet">Create one above to call the API from your code.</EmptyState>
-        ) : (
-          <table>
-            <thead><tr><th>Name</th><th>Prefix</th><th>Scopes</th><th>Created by</th><th>Expires</th>
-              <th>Last used</th><th>State</th><th></th></tr></thead>
-            <tbody>{keys.data?.map((k) => (
-              <tr key={k.id}><td>{k.name}</td><td><code>{k.prefix}</code></td><td>{k.scopes.join(", ")}</td>
-                <td>{k.created_by ?? "—"}</td><td>{k.expires_at ? k.expires_at.slice(0, 10) : "never"}</td>
-                <td>{ago(k.last_used_at)}</td><td>{k.is_active ? "active" : k.revoked_at ? "revoked" : "expired"}</td>
-                <td>{k.is_active ? <button type="button" onClick={() => {
-                  if (window.confirm(`Revoke ${k.name}? Programs using it stop working.`)) revoke.mutate(k.id);
-                }} aria-label={`Revoke ${k.name}`}>Revoke</button> : null}</td></tr>
-            ))}</tbody>
-          </table>
-        )}
+      <Section title="Keys" actions={inactive ? (
+        <button type="button" className="secondary" aria-pressed={showInactive}
+          onClick={() => setShowInactive(!showInactive)}>
+          {showInactive ? "Hide" : "Show"} {inactive} revoked or expired</button>) : null}>
+        <ErrorMessage error={revoke.error} />
+        <Loadable query={keys} label="keys" isEmpty={(list) => !list.length} empty={
+          <EmptyState title="No API key yet">Create one above to call the API from your code.</EmptyState>}>
+          {(list) => (
+            <DataTable rows={list.filter((k) => showInactive || k.is_active)} rowKey={(k) => k.id} columns={[
+              { label: "Name", render: (k) => k.name },
+              { label: "Prefix", render: (k) => <code>{k.prefix}</code> },
+              { label: "Scopes", render: (k) => k.scopes.join(", ") },
+              { label: "Created by", render: (k) => k.created_by ?? "—" },
+              { label: "Expires", render: (k) => (k.expires_at ? k.expires_at.slice(0, 10) : "never") },
+              { label: "Last used", render: (k) => ago(k.last_used_at) },
+              { label: "State", render: (k) => (k.is_active ? "active" : k.revoked_at ? "revoked" : "expired") },
+              { label: "Actions", bare: true, render: (k) => (k.is_active ? (
+                <button type="button" className="danger" aria-label={`Revoke ${k.name}`}
+                  disabled={revoke.isPending} onClick={async () => {
+                    if (await confirm({ title: `Revoke ${k.name}?`, action: "Revoke",
+                      body: <p>Programs using <code>{k.prefix}…</code> stop working within
+                        seconds. This cannot be undone.</p> })) revoke.mutate(k.id);
+                  }}>Revoke</button>) : null) },
+            ]} />
+          )}
+        </Loadable>
       </Section>
     </>
   );

@@ -3,12 +3,14 @@ import { useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, items } from "../api/client";
 import type { Member } from "../api/types";
-import { Busy, EmptyState, ErrorMessage, FieldError, Section, fieldError } from "../components/ui";
+import { Busy, EmptyState, ErrorMessage, FieldError, Loadable, Section, fieldError, useConfirm }
+  from "../components/ui";
 
 const ROLES = ["owner", "admin", "member", "viewer"];
 
 export function Members() {
   const client = useQueryClient();
+  const [confirm, dialog] = useConfirm();
   const [email, setEmail] = useState("");
   const [role, setRole] = useState("member");
   const members = useQuery({ queryKey: ["members"],
@@ -28,6 +30,7 @@ export function Members() {
   return (
     <>
       <h1>Members</h1>
+      {dialog}
       <Section title="Invite">
         <form className="inline-form" aria-label="Invite a member" onSubmit={submit}>
           <div><label htmlFor="invite-email">Email</label>
@@ -43,21 +46,33 @@ export function Members() {
           (or sign in with SSO where enterprise enables it).</p>
       </Section>
       <Section title="Members">
-        <ErrorMessage error={members.error ?? change.error} />
-        {members.data && !members.data.length ? <EmptyState title="No members">Invite someone above.</EmptyState> : (
-          <table>
+        <ErrorMessage error={change.error} />
+        <Loadable query={members} label="members" isEmpty={(list) => !list.length}
+          empty={<EmptyState title="No members">Invite someone above.</EmptyState>}>
+          {(list) => (
+          <table className="data">
             <thead><tr><th>Email</th><th>Role</th><th></th></tr></thead>
-            <tbody>{members.data?.map((m) => (
-              <tr key={m.id}><td>{m.email}</td><td>
+            <tbody>{list.map((m) => (
+              <tr key={m.id}><td data-label="Email">{m.email}</td><td data-label="Role">
                 <label className="sr-only" htmlFor={`role-${m.id}`}>Role of {m.email}</label>
-                <select id={`role-${m.id}`} value={m.role} onChange={(e) => change.mutate({ id: m.id, role: e.target.value })}>
+                <select id={`role-${m.id}`} value={m.role} onChange={async (e) => {
+                  const role = e.target.value;
+                  if (await confirm({ title: `Make ${m.email} ${role === "admin" || role === "owner" ? "an" : "a"} ${role}?`,
+                    action: "Change role", body: <p>Their access changes at once (now {m.role}).</p> })) {
+                    change.mutate({ id: m.id, role });
+                  }
+                }}>
                   {ROLES.map((r) => <option key={r}>{r}</option>)}</select></td>
-                <td><button type="button" aria-label={`Remove ${m.email}`} onClick={() => {
-                  if (window.confirm(`Remove ${m.email} from the organization?`)) change.mutate({ id: m.id });
-                }}>Remove</button></td></tr>
+                <td className="bare"><button type="button" className="danger" aria-label={`Remove ${m.email}`}
+                  onClick={async () => {
+                    if (await confirm({ title: `Remove ${m.email}?`, action: "Remove",
+                      body: <p>They lose access to this organization at once; keys they made keep
+                        working until revoked.</p> })) change.mutate({ id: m.id });
+                  }}>Remove</button></td></tr>
             ))}</tbody>
           </table>
-        )}
+          )}
+        </Loadable>
       </Section>
     </>
   );

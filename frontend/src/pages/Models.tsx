@@ -1,13 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, items } from "../api/client";
 import type { Deployment, Model } from "../api/types";
-import { Busy, EmptyState, ErrorMessage, FieldError, Section, fieldError, formatBytes }
-  from "../components/ui";
+import { Busy, DataTable, EmptyState, ErrorMessage, FieldError, Loadable, Section, fieldError,
+  formatBytes, modelLabel, useConfirm } from "../components/ui";
 import { StateBadge } from "./Overview";
 
-function RegisterForm() {
+export const MAX_REPLICAS = 16;
+
+/** Where a new model directory would go: beside the models registered from a directory. */
+export function pathHint(models: Model[] | undefined): string {
+  const local = models?.find((m) => m.source === "local" && m.path.startsWith("/"));
+  if (!local) return "a directory inside the server's model roots";
+  return `${local.path.replace(/\/+$/, "").replace(/\/[^/]+$/, "")}/my-model`;
+}
+
+function RegisterForm({ models }: { models?: Model[] }) {
   const client = useQueryClient();
   const [name, setName] = useState("");
   const [path, setPath] = useState("");
@@ -28,22 +37,64 @@ function RegisterForm() {
       <div><label htmlFor="model-name">Name</label>
         <input id="model-name" value={name} onChange={(e) => setName(e.target.value)} required />
         <FieldError id="model-name-error" message={fieldError(err, "name")} /></div>
-      <div><label htmlFor="model-path">Local directory</label>
+      <div className="grow"><label htmlFor="model-path">Local directory</label>
         <input id="model-path" value={path} onChange={(e) => setPath(e.target.value)}
-          placeholder="/srv/models/my-model" required />
+          placeholder={pathHint(models)} required aria-describedby="model-path-hint" />
         <FieldError id="model-path-error" message={fieldError(err, "path")} /></div>
       <div><label htmlFor="model-base">Base model (adapters only)</label>
         <input id="model-base" value={base} onChange={(e) => setBase(e.target.value)} />
         <FieldError id="model-base-error" message={fieldError(err, "base")} /></div>
       <button type="submit" disabled={register.isPending}>
         {register.isPending ? <Busy label="Validating" /> : "Register"}</button>
+      <p id="model-path-hint" className="hint full">A directory on the server with a Hugging
+        Face model (config.json, weights, tokenizer), inside the server's model roots
+        (<code>POTLUCK_MODEL_ROOTS</code>; by default the data directory's <code>models/</code>).</p>
       {err && !known ? <ErrorMessage error={err} /> : null}
+    </form>
+  );
+}
+
+/** The replica count: applied with Enter or "Apply"; a refused count is said beside it. */
+export function ScaleForm({ deployment: d, model }: { deployment: Deployment; model: Model }) {
+  const client = useQueryClient();
+  const [value, setValue] = useState(String(d.replicas));
+  const [invalid, setInvalid] = useState<string | null>(null);
+  useEffect(() => setValue(String(d.replicas)), [d.replicas]);
+  const scale = useMutation({
+    mutationFn: (replicas: number) => api(`/api/deployments/${d.id}`,
+      { method: "PATCH", body: { replicas } }),
+    onSuccess: () => setInvalid(null),
+    onSettled: () => client.invalidateQueries({ queryKey: ["deployments"] }),
+  });
+  const id = `scale-${model.id}`;
+  const message = invalid ?? (scale.error ? fieldError(scale.error, "replicas")
+    ?? scale.error.message : undefined);
+  return (
+    <form className="scale" aria-label={`Scale ${model.name}`} noValidate onSubmit={(e) => {
+      e.preventDefault();
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < 0 || n > MAX_REPLICAS || value.trim() === "") {
+        setInvalid(`From 0 to ${MAX_REPLICAS} replicas.`);
+        return;
+      }
+      setInvalid(null);
+      scale.mutate(n);
+    }}>
+      <label htmlFor={id}>Replicas</label>
+      <input id={id} type="number" min={0} max={MAX_REPLICAS} value={value} className="narrow"
+        aria-invalid={Boolean(message)} aria-describedby={message ? `${id}-error` : undefined}
+        onChange={(e) => { setValue(e.target.value); setInvalid(null); }} />
+      <button type="submit" className="secondary"
+        disabled={scale.isPending || value === String(d.replicas)}>
+        {scale.isPending ? <Busy label="Applying" /> : "Apply"}</button>
+      <FieldError id={`${id}-error`} message={message} />
     </form>
   );
 }
 
 export function Models() {
   const client = useQueryClient();
+  const [confirm, dialog] = useConfirm();
   const models = useQuery({ queryKey: ["models"],
     queryFn: async () => items(await api<{ results: Model[] }>("/api/models")) });
   const deployments = useQuery({ queryKey: ["deployments"], refetchInterval: 3000,
@@ -55,49 +106,67 @@ export function Models() {
   });
   const live = (model: Model) => deployments.data?.find(
     (d) => d.model_id === model.id && d.state.toLowerCase() !== "stopped");
+  const anyPublic = models.data?.some((m) => live(m)?.public);
 
   return (
     <>
       <h1>Models</h1>
-      <Section title="Register a model from a local directory"><RegisterForm /></Section>
+      {dialog}
+      <Section title="Register a model from a local directory"><RegisterForm models={models.data} /></Section>
       <Section title="Registered models and adapters">
-        <ErrorMessage error={models.error ?? change.error} />
-        {models.data && !models.data.length ? (
+        <ErrorMessage error={change.error ?? deployments.error} />
+        <Loadable query={models} label="models" isEmpty={(m) => !m.length} empty={
           <EmptyState title="No model is registered">
-            Register a directory above, or with <code>potluck models register</code>.
-          </EmptyState>
-        ) : (
-          <table>
-            <thead><tr><th>Name</th><th>Kind</th><th>Base</th><th>Size</th><th>Deployment</th>
-              <th>Actions</th></tr></thead>
-            <tbody>{models.data?.map((m) => {
-              const d = live(m);
-              return (
-                <tr key={m.id}><td>{m.name}{m.public ? <span className="muted"> (public)</span> : null}</td>
-                  <td>{m.kind}</td><td>{m.base ?? "—"}</td><td>{formatBytes(m.size_bytes)}</td>
-                  <td>{d ? <><StateBadge state={d.state} /> {d.replica_counts.ready ?? 0}/{d.replicas} ready</> : "not deployed"}</td>
-                  <td className="actions">
-                    {m.kind === "adapter" ? <span className="muted">served by its base</span> : d && !d.public ? (
-                      <>
-                        <label className="sr-only" htmlFor={`scale-${m.id}`}>Replicas of {m.name}</label>
-                        <input id={`scale-${m.id}`} type="number" min={0} max={16} defaultValue={d.replicas}
-                          className="narrow" onBlur={(e) => {
-                            const n = Number(e.target.value);
-                            if (n !== d.replicas) change.mutate({ path: `/api/deployments/${d.id}`,
-                              method: "PATCH", body: { replicas: n } });
-                          }} />
-                        <button type="button" onClick={() => change.mutate({
-                          path: `/api/deployments/${d.id}`, method: "DELETE" })}>Undeploy</button>
-                      </>
-                    ) : d ? <span className="muted">operator-managed</span> : (
-                      <button type="button" onClick={() => change.mutate({ path: "/api/deployments",
-                        method: "POST", body: { model: m.name, replicas: 1 } })}>Deploy</button>
-                    )}
-                  </td></tr>
-              );
-            })}</tbody>
-          </table>
-        )}
+            Register a directory above, or on the server with <code>potluck models add</code>.
+          </EmptyState>}>
+          {(list) => (
+            <DataTable rows={list} rowKey={(m) => m.id} columns={[
+              { label: "Name", render: (m) => <span title={m.name}>{modelLabel(m.name)}
+                {m.public ? <span className="muted"> (public)</span> : null}</span> },
+              { label: "Kind", render: (m) => m.kind },
+              { label: "Base", render: (m) => m.base ?? "—" },
+              { label: "Size", render: (m) => formatBytes(m.size_bytes) },
+              { label: "Deployment", render: (m) => {
+                const d = live(m);
+                if (m.kind === "adapter") return <span className="muted">served by its base</span>;
+                return d ? <><StateBadge state={d.state} /> {d.replica_counts.ready ?? 0}/{d.replicas} ready</>
+                  : deployments.isPending ? "…" : "not deployed";
+              } },
+              { label: "Actions", bare: true, render: (m) => {
+                const d = live(m);
+                if (m.kind === "adapter") return null;
+                if (d && d.public) {
+                  return <span className="muted" title="Public models are shared by every organization on this server; only its operator scales or undeploys them.">
+                    managed by the server's operator*</span>;
+                }
+                if (d) {
+                  return (
+                    <div className="actions">
+                      <ScaleForm deployment={d} model={m} />
+                      <button type="button" className="danger" aria-label={`Undeploy ${m.name}`}
+                        disabled={change.isPending || d.state.toLowerCase() !== "active"}
+                        onClick={async () => {
+                          if (await confirm({ title: `Undeploy ${modelLabel(m.name)}?`, action: "Undeploy",
+                            body: <p>Its {d.replicas} replica(s) finish the requests they hold, then
+                              stop. Until you deploy it again, requests for it are refused and it
+                              leaves the Playground.</p> })) {
+                            change.mutate({ path: `/api/deployments/${d.id}`, method: "DELETE" });
+                          }
+                        }}>Undeploy</button>
+                    </div>
+                  );
+                }
+                return <button type="button" disabled={change.isPending}
+                  aria-label={`Deploy ${m.name}`} onClick={() => change.mutate({
+                    path: "/api/deployments", method: "POST", body: { model: m.name, replicas: 1 } })}>
+                  Deploy</button>;
+              } },
+            ]} />
+          )}
+        </Loadable>
+        {anyPublic ? <p className="hint">* A public model is shared by every organization on
+          this server: its operator scales or undeploys it there (<code>potluck scale</code>,
+          {" "}<code>potluck undeploy</code>).</p> : null}
         {change.isPending ? <Busy label="Applying" /> : null}
       </Section>
     </>

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 import { useQuery } from "@tanstack/react-query";
+import { Link } from "react-router-dom";
 import { api, items } from "../api/client";
 import type { Deployment, Node, Replica, UsageReport } from "../api/types";
-import { EmptyState, ErrorMessage, Section, ago, formatBytes } from "../components/ui";
+import { DataTable, EmptyState, ErrorMessage, Loadable, Loading, Section, ago, formatBytes }
+  from "../components/ui";
 
 const LIVE = { refetchInterval: 3000 };
 
@@ -14,6 +16,46 @@ export function StateBadge({ state }: { state: string }) {
 function current(replicas: Replica[] | undefined, deployment: string): Replica[] {
   return (replicas ?? []).filter((r) => r.deployment === deployment
     && r.state.toLowerCase() !== "stopped");
+}
+
+/** "8 CPUs" and the instruction-set features, one by one (not run together). */
+export function CpuCell({ node }: { node: Node }) {
+  const features = Array.isArray(node.cpu_isa) ? node.cpu_isa
+    : String(node.cpu_isa ?? "").split(/[\s,]+/).filter(Boolean);
+  return (
+    <>
+      {node.cpu_count ?? "—"} CPUs
+      {features.length ? (
+        <ul className="features" aria-label="CPU features">
+          {features.map((f) => <li key={f}>{f}</li>)}</ul>
+      ) : null}
+    </>
+  );
+}
+
+function DeploymentView({ deployment: d, replicas }: { deployment: Deployment; replicas?: Replica[] }) {
+  const live = current(replicas, d.id);
+  const state = d.state.toLowerCase();
+  return (
+    <div className="deployment">
+      <h3>{d.model} <StateBadge state={d.state} />{" "}
+        {state === "active" ? <span className="muted">{live.filter((r) => r.state.toLowerCase() === "ready").length}/{d.replicas} ready</span>
+          : <span className="muted">replicas draining, then stopping</span>}</h3>
+      {state === "active" && d.replicas > 0 && replicas && !live.length ? (
+        <p className="muted">No replica is running yet: the node agent starts them within
+          seconds (check <code>potluck ps</code> if it does not).</p>) : null}
+      {state === "active" && d.replicas === 0 ? (
+        <p className="muted">Scaled to zero replicas: scale it up on the Models page.</p>) : null}
+      <ul className="replicas">
+        {live.map((r) => (
+          <li key={r.id}><StateBadge state={r.state} /> on {r.node}
+            {r.restarts ? ` · ${r.restarts} restarts` : ""}
+            {r.state.toLowerCase() === "failed" && r.reason ? (
+              <span className="error"> — {r.reason}</span>) : null}</li>
+        ))}
+      </ul>
+    </div>
+  );
 }
 
 export function Overview() {
@@ -33,59 +75,53 @@ export function Overview() {
     total_tokens: rows.reduce((n, r) => n + r.total_tokens, 0),
     latency_p95_ms: Math.max(...rows.map((r) => r.latency_p95_ms)),
   } : undefined;
+  const shown = usage.isPending ? "…" : undefined;
 
   return (
     <>
       <h1>Overview</h1>
       <div className="stats" aria-label="Usage in the last hour">
         <div className="stat"><span>Requests, last hour</span>
-          <strong data-testid="requests-hour">{row?.requests ?? 0}</strong></div>
+          <strong data-testid="requests-hour">{shown ?? row?.requests ?? 0}</strong></div>
         <div className="stat"><span>Tokens, last hour</span>
-          <strong>{row?.total_tokens ?? 0}</strong></div>
+          <strong>{shown ?? row?.total_tokens ?? 0}</strong></div>
         <div className="stat"><span>p95 latency</span>
-          <strong>{row ? `${Math.round(row.latency_p95_ms)} ms` : "—"}</strong></div>
+          <strong>{shown ?? (row ? `${Math.round(row.latency_p95_ms)} ms` : "—")}</strong></div>
       </div>
+      {usage.isError ? <ErrorMessage error={usage.error} /> : null}
       <Section title="Nodes">
-        <ErrorMessage error={nodes.error} />
-        {nodes.data && !nodes.data.length ? (
+        <Loadable query={nodes} label="nodes" isEmpty={(n) => !n.length} empty={
           <EmptyState title="No node has joined yet">
             Start one with <code>potluck agent</code> (or <code>potluck up</code>).
-          </EmptyState>
-        ) : (
-          <table>
-            <thead><tr><th>Node</th><th>State</th><th>CPUs</th><th>Memory</th><th>Engine</th>
-              <th>Heartbeat</th></tr></thead>
-            <tbody>{nodes.data?.map((n) => (
-              <tr key={n.name}><td>{n.name}</td><td><StateBadge state={n.state} /></td>
-                <td>{n.cpu_count ?? "—"} {n.cpu_isa}</td><td>{formatBytes(n.memory_bytes)}</td>
-                <td>{n.engine}</td><td>{ago(n.last_heartbeat)}</td></tr>
-            ))}</tbody>
-          </table>
-        )}
+          </EmptyState>}>
+          {(list) => (
+            <DataTable rows={list} rowKey={(n) => n.name} columns={[
+              { label: "Node", render: (n) => n.name },
+              { label: "State", render: (n) => <StateBadge state={n.state} /> },
+              { label: "CPUs", render: (n) => <CpuCell node={n} /> },
+              { label: "Memory", render: (n) => formatBytes(n.memory_bytes) },
+              { label: "Engine", render: (n) => n.engine },
+              { label: "Heartbeat", render: (n) => ago(n.last_heartbeat) },
+            ]} />
+          )}
+        </Loadable>
       </Section>
       <Section title="Deployments and replicas">
-        <ErrorMessage error={deployments.error ?? replicas.error} />
-        {deployments.data && !deployments.data.length ? (
-          <EmptyState title="Nothing is deployed">
-            Deploy a model from the Models page.
-          </EmptyState>
-        ) : deployments.data?.map((d) => (
-          <div key={d.id} className="deployment">
-            <h3>{d.model} <StateBadge state={d.state} />{" "}
-              <span className="muted">{d.replicas} wanted</span></h3>
-            {d.replicas > 0 && !current(replicas.data, d.id).length ? (
-              <p className="muted">No replica is running yet: the node agent starts them within
-                seconds (check <code>potluck ps</code> if it does not).</p>) : null}
-            <ul className="replicas">
-              {current(replicas.data, d.id).map((r) => (
-                <li key={r.id}><StateBadge state={r.state} /> on {r.node}
-                  {r.restarts ? ` · ${r.restarts} restarts` : ""}
-                  {r.state.toLowerCase() === "failed" && r.reason ? (
-                    <span className="error"> — {r.reason}</span>) : null}</li>
+        <Loadable query={deployments} label="deployments"
+          isEmpty={(list) => !list.some((d) => d.state.toLowerCase() !== "stopped")} empty={
+            <EmptyState title="Nothing is deployed">
+              Deploy a model from the <Link to="/models">Models page</Link>.
+            </EmptyState>}>
+          {(list) => (
+            <>
+              {replicas.isPending ? <Loading label="replicas" /> : null}
+              <ErrorMessage error={replicas.error} />
+              {list.filter((d) => d.state.toLowerCase() !== "stopped").map((d) => (
+                <DeploymentView key={d.id} deployment={d} replicas={replicas.data} />
               ))}
-            </ul>
-          </div>
-        ))}
+            </>
+          )}
+        </Loadable>
       </Section>
     </>
   );

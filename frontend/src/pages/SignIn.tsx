@@ -5,8 +5,13 @@ import { api } from "../api/client";
 import type { Provider, Session } from "../api/types";
 import { Busy, ErrorMessage, FieldError, fieldError } from "../components/ui";
 
-/** Password sign-in; SSO buttons appear when an extension offers one for the email. */
-export function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void }) {
+/**
+ * Password sign-in; SSO buttons appear when an extension offers one for the email. When the
+ * session ended under the person (`expired`), it says so; signing in shows the same page.
+ */
+export function SignIn({ onSignedIn, expired = false }: {
+  onSignedIn: (session: Session) => void; expired?: boolean;
+}) {
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const [error, setError] = useState<unknown>(null);
@@ -40,6 +45,8 @@ export function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void 
   return (
     <main className="sign-in">
       <h1>Sign in to Potluck</h1>
+      {expired ? <p className="notice" role="status" data-testid="session-ended">Your session
+        has ended: sign in again to go back to the page you were on.</p> : null}
       <form onSubmit={submit} aria-label="Sign in">
         <label htmlFor="email">Email or username</label>
         <input id="email" name="email" autoComplete="username" autoFocus value={email}

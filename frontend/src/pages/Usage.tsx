@@ -5,7 +5,7 @@ import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ResponsiveContai
   XAxis, YAxis } from "recharts";
 import { api, buildUrl } from "../api/client";
 import type { UsageReport, UsageRow } from "../api/types";
-import { EmptyState, ErrorMessage, Section } from "../components/ui";
+import { DataTable, EmptyState, FieldError, Loadable, Section } from "../components/ui";
 
 function daysAgo(n: number): string {
   return new Date(Date.now() - n * 86400000).toISOString().slice(0, 10);
@@ -14,29 +14,53 @@ function daysAgo(n: number): string {
 export function rowLabel(row: UsageRow, groups: string[]): string {
   return groups.map((g) => {
     if (g !== "key") return String(row[g as keyof UsageRow] ?? "—");
-    // Names repeat (every Playground key is "console playground"): the id tells them apart.
+    // Names repeat (a person's earlier Playground keys): the id tells them apart.
     return row.key ? `${row.key_name ?? "key"} (${row.key.slice(0, 8)})` : "(signed-in session)";
   }).join(" · ");
 }
 
+const ZERO = { requests: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, errors: 0,
+  latency_p50_ms: 0, latency_p95_ms: 0, latency_p99_ms: 0 };
+
+/** One row per day from start to end (UTC), zeros where nothing was used. */
+export function everyDay(report: UsageReport): UsageRow[] {
+  const byDay = new Map(report.rows.map((r) => [r.day?.slice(0, 10), r]));
+  const days: UsageRow[] = [];
+  const end = Date.parse(`${report.end}T00:00:00Z`);
+  for (let t = Date.parse(`${report.start}T00:00:00Z`); t <= end; t += 86400000) {
+    const day = new Date(t).toISOString().slice(0, 10);
+    days.push(byDay.get(day) ?? { ...ZERO, day });
+  }
+  return days;
+}
+
+/** The period's own mistakes, said here (not "start: start is after end" from the server). */
+export function periodError(start: string, end: string): string | undefined {
+  if (!start || !end) return "Choose both dates.";
+  if (start > end) return "The first day is after the last: swap them.";
+  if ((Date.parse(end) - Date.parse(start)) / 86400000 >= 366) return "A report spans at most 366 days.";
+  return undefined;
+}
+
 function Table({ report }: { report: UsageReport }) {
+  const ms = (n: number) => `${Math.round(n)} ms`;
   return (
-    <table>
-      <thead><tr><th>{report.group_by.join(" · ")}</th><th>Requests</th><th>Prompt</th>
-        <th>Completion</th><th>Errors</th><th>p50</th><th>p95</th><th>p99</th></tr></thead>
-      <tbody>{report.rows.map((r, i) => (
-        <tr key={i}><td>{rowLabel(r, report.group_by)}</td><td>{r.requests}</td>
-          <td>{r.prompt_tokens}</td><td>{r.completion_tokens}</td><td>{r.errors}</td>
-          <td>{Math.round(r.latency_p50_ms)} ms</td><td>{Math.round(r.latency_p95_ms)} ms</td>
-          <td>{Math.round(r.latency_p99_ms)} ms</td></tr>
-      ))}</tbody>
-    </table>
+    <DataTable rows={report.rows.map((r, i) => ({ ...r, i }))} rowKey={(r) => String(r.i)} columns={[
+      { label: report.group_by.join(" · "), render: (r) => rowLabel(r, report.group_by) },
+      { label: "Requests", render: (r) => r.requests },
+      { label: "Prompt", render: (r) => r.prompt_tokens },
+      { label: "Completion", render: (r) => r.completion_tokens },
+      { label: "Errors", render: (r) => r.errors },
+      { label: "p50", render: (r) => ms(r.latency_p50_ms) },
+      { label: "p95", render: (r) => ms(r.latency_p95_ms) },
+      { label: "p99", render: (r) => ms(r.latency_p99_ms) },
+    ]} />
   );
 }
 
-function useUsage(group: string, start: string, end: string) {
+function useUsage(group: string, start: string, end: string, enabled: boolean) {
   return useQuery({
-    queryKey: ["usage", group, start, end], refetchInterval: 5000,
+    queryKey: ["usage", group, start, end], refetchInterval: 5000, enabled,
     queryFn: () => api<UsageReport>("/api/usage", { query: { group_by: group, start, end } }),
   });
 }
@@ -44,52 +68,68 @@ function useUsage(group: string, start: string, end: string) {
 export function Usage() {
   const [start, setStart] = useState(daysAgo(13));
   const [end, setEnd] = useState(daysAgo(0));
-  const byDay = useUsage("day", start, end);
-  const byModel = useUsage("model", start, end);
-  const byKey = useUsage("key", start, end);
-  const error = byDay.error ?? byModel.error ?? byKey.error;
-  const empty = byDay.data && !byDay.data.rows.length;
+  const invalid = periodError(start, end);
+  const byDay = useUsage("day", start, end, !invalid);
+  const byModel = useUsage("model", start, end, !invalid);
+  const byKey = useUsage("key", start, end, !invalid);
   return (
     <>
       <h1>Usage</h1>
       <form className="inline-form" aria-label="Period" onSubmit={(e) => e.preventDefault()}>
-        <label htmlFor="usage-start">From</label>
-        <input id="usage-start" type="date" value={start} onChange={(e) => setStart(e.target.value)} />
-        <label htmlFor="usage-end">To</label>
-        <input id="usage-end" type="date" value={end} onChange={(e) => setEnd(e.target.value)} />
-        <a className="button" href={buildUrl("/api/usage", { group_by: "day,model,key", start, end, format: "csv" })}
-          download>Export CSV</a>
+        <div><label htmlFor="usage-start">From</label>
+          <input id="usage-start" type="date" value={start} onChange={(e) => setStart(e.target.value)}
+            aria-invalid={Boolean(invalid)} aria-describedby={invalid ? "usage-period-error" : undefined} /></div>
+        <div><label htmlFor="usage-end">To</label>
+          <input id="usage-end" type="date" value={end} onChange={(e) => setEnd(e.target.value)}
+            aria-invalid={Boolean(invalid)} /></div>
+        <a className="button secondary" href={buildUrl("/api/usage", { group_by: "day,model,key", start, end, format: "csv" })}
+          download aria-disabled={Boolean(invalid)}>Export CSV</a>
+        <FieldError id="usage-period-error" message={invalid} />
       </form>
-      <ErrorMessage error={error} />
-      {empty ? (
-        <EmptyState title="No usage in this period">
-          Send a request from the Playground or with an API key; it appears here within seconds.
-        </EmptyState>
-      ) : null}
-      {byDay.data?.rows.length ? (
-        <Section title="By day">
-          <div className="chart" data-testid="usage-by-day">
-            <ResponsiveContainer width="100%" height={240}>
-              <BarChart data={byDay.data.rows}>
-                <CartesianGrid strokeDasharray="3 3" /><XAxis dataKey="day" /><YAxis /><Tooltip /><Legend />
-                <Bar dataKey="prompt_tokens" stackId="t" fill="#1d4ed8" name="prompt tokens" isAnimationActive={false} />
-                <Bar dataKey="completion_tokens" stackId="t" fill="#059669" name="completion tokens" isAnimationActive={false} />
-              </BarChart>
-            </ResponsiveContainer>
-            <ResponsiveContainer width="100%" height={200}>
-              <LineChart data={byDay.data.rows}>
-                <CartesianGrid strokeDasharray="3 3" /><XAxis dataKey="day" /><YAxis unit=" ms" /><Tooltip /><Legend />
-                <Line dataKey="latency_p50_ms" name="p50" stroke="#1d4ed8" isAnimationActive={false} />
-                <Line dataKey="latency_p95_ms" name="p95" stroke="#d97706" isAnimationActive={false} />
-                <Line dataKey="latency_p99_ms" name="p99" stroke="#dc2626" isAnimationActive={false} />
-              </LineChart>
-            </ResponsiveContainer>
-          </div>
-          <Table report={byDay.data} />
-        </Section>
-      ) : null}
-      {byModel.data?.rows.length ? <Section title="By model"><Table report={byModel.data} /></Section> : null}
-      {byKey.data?.rows.length ? <Section title="By key"><Table report={byKey.data} /></Section> : null}
+      {invalid ? null : (
+        <>
+          <Section title="By day">
+            <Loadable query={byDay} label="usage" isEmpty={(r) => !r.rows.length} empty={
+              <EmptyState title="No usage in this period">
+                Send a request from the Playground or with an API key; it appears here within seconds.
+              </EmptyState>}>
+              {(report) => {
+                const days = everyDay(report);
+                return (
+                  <>
+                    <div className="chart" data-testid="usage-by-day" data-days={days.length}>
+                      <ResponsiveContainer width="100%" height={240}>
+                        <BarChart data={days}>
+                          <CartesianGrid strokeDasharray="3 3" /><XAxis dataKey="day" /><YAxis /><Tooltip /><Legend />
+                          <Bar dataKey="prompt_tokens" stackId="t" fill="#1d4ed8" name="prompt tokens" maxBarSize={48} isAnimationActive={false} />
+                          <Bar dataKey="completion_tokens" stackId="t" fill="#059669" name="completion tokens" maxBarSize={48} isAnimationActive={false} />
+                        </BarChart>
+                      </ResponsiveContainer>
+                      <ResponsiveContainer width="100%" height={200}>
+                        <LineChart data={days.map((d) => (d.requests ? d : { day: d.day }))}>
+                          <CartesianGrid strokeDasharray="3 3" /><XAxis dataKey="day" /><YAxis unit=" ms" width={72} /><Tooltip /><Legend />
+                          <Line dataKey="latency_p50_ms" name="p50" stroke="#1d4ed8" isAnimationActive={false} />
+                          <Line dataKey="latency_p95_ms" name="p95" stroke="#d97706" isAnimationActive={false} />
+                          <Line dataKey="latency_p99_ms" name="p99" stroke="#dc2626" isAnimationActive={false} />
+                        </LineChart>
+                      </ResponsiveContainer>
+                    </div>
+                    <Table report={report} />
+                  </>
+                );
+              }}
+            </Loadable>
+          </Section>
+          {byDay.data?.rows.length ? (
+            <>
+              <Section title="By model"><Loadable query={byModel} label="usage by model">
+                {(report) => <Table report={report} />}</Loadable></Section>
+              <Section title="By key"><Loadable query={byKey} label="usage by key">
+                {(report) => <Table report={report} />}</Loadable></Section>
+            </>
+          ) : null}
+        </>
+      )}
     </>
   );
 }

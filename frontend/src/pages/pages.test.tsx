@@ -2,11 +2,12 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
+import { Route, Routes } from "react-router-dom";
 import { fakeServer, renderPage } from "../test-utils";
 import { SignIn } from "./SignIn";
 import { NewKeyForm, SecretOnce } from "./Keys";
 import { Enterprise } from "./Enterprise";
-import { FineTuning, lossPoints } from "./FineTuning";
+import { FineTuning } from "./FineTuning";
 import { Models } from "./Models";
 
 afterEach(() => vi.unstubAllGlobals());
@@ -99,30 +100,29 @@ describe("Enterprise", () => {
   });
 });
 
-it("plots the loss of the metrics events in step order", () => {
-  const event = (step: number, loss: number) => ({ id: `e${step}`, created_at: 0, level: "info",
-    message: "", type: "metrics", data: { step, train_loss: loss } });
-  const points = lossPoints([event(20, 1.5), { ...event(0, 0), type: "message", data: null },
-    event(10, 2.5)]);
-  expect(points).toEqual([{ step: 10, loss: 2.5 }, { step: 20, loss: 1.5 }]);
-});
-
 describe("Fine-tuning", () => {
   it("pauses a running job through the endpoint, then offers to resume it", async () => {
     const job = { id: "ftjob-abc", model: "potluck-demo", status: "running",
       fine_tuned_model: null, training_file: "file-1", created_at: 0, finished_at: null,
-      error: null, trained_tokens: null };
+      error: null, trained_tokens: null, user_provided_suffix: "owl" };
     const calls = fakeServer((call) => {
       if (call.method === "POST" && call.url.endsWith("/pause")) {
         job.status = "paused";
         return { body: job };
       }
       if (call.url.startsWith("/v1/fine_tuning/jobs?")) return { body: { data: [job] } };
+      if (call.url === "/v1/fine_tuning/jobs/ftjob-abc") return { body: job };
+      if (call.url.startsWith("/api/fine-tuning/jobs/ftjob-abc/metrics")) {
+        return { body: { job_id: job.id, status: job.status, estimated_finish: null,
+          steps_recorded: 0, bucket_steps: 1, latest: null, points: [] } };
+      }
       if (call.url.startsWith("/api/models")) return { body: { results: [] } };
       return { body: { data: [] } };  // files, events
     });
-    renderPage(<FineTuning />);
-    await userEvent.click(await screen.findByRole("button", { name: "ftjob-abc" }));
+    renderPage(<Routes><Route path="/fine-tuning/:jobId?" element={<FineTuning />} /></Routes>,
+      "/fine-tuning");
+    await userEvent.click(await screen.findByRole("link", { name: /owl ftjob-abc/ }));
+    expect(await screen.findByRole("button", { name: "Pause" })).toBeInTheDocument();
     expect(screen.queryByRole("button", { name: "Resume" })).toBeNull();
     await userEvent.click(screen.getByRole("button", { name: "Pause" }));
     expect(await screen.findByRole("button", { name: "Resume" })).toBeInTheDocument();

@@ -109,6 +109,23 @@ def test_a_member_cannot_revoke_someone_elses_key(org, user_client):
     assert ApiKey.objects.get(pk=created["id"]).revoked_at is None
 
 
+def test_a_key_may_revoke_the_keys_it_made_and_only_an_admin_key_any_other(org, client_for):
+    """Issue 13.8: a key with the scopes to create a key got 403 revoking the key it had
+    just created, because keys created by keys recorded no creator."""
+    maker = client_for(org, ["read", "write", "inference"])
+    made = maker.post("/api/keys", {"name": "child", "scopes": ["inference"]},
+                      format="json").json()
+    assert ApiKey.objects.get(pk=made["id"]).created_by_key is not None
+    stranger = client_for(org, ["read", "write", "inference"])
+    other = stranger.post("/api/keys", {"name": "other", "scopes": ["inference"]},
+                          format="json").json()
+    assert maker.post(f"/api/keys/{other['id']}/revoke").status_code == 403  # not its own
+    assert maker.post(f"/api/keys/{made['id']}/revoke").status_code == 200
+    assert ApiKey.objects.get(pk=made["id"]).revoked_at is not None
+    admin_key = client_for(org, ["read", "write", "admin"])
+    assert admin_key.post(f"/api/keys/{other['id']}/revoke").status_code == 200
+
+
 def test_unknown_scope_is_a_400_naming_the_field(org, client_for):
     response = client_for(org, ["read", "write"]).post(
         "/api/keys", {"name": "x", "scopes": ["root"]}, format="json")

@@ -11,14 +11,17 @@ from potluck.accounts.models import Membership, Organization
 pytestmark = pytest.mark.django_db
 
 
-def test_an_admin_adds_a_member_by_email(org, user_client):
+def test_adding_a_member_by_email_invites_them(org, user_client):
+    """The person joins when they accept (tests/community/accounts/test_invitations.py)."""
     admin = user_client(org, "admin")
     response = admin.post("/api/members", {"email": "New.Person@Acme.test", "role": "member"},
                           format="json")
     assert response.status_code == 201, response.content
-    assert response.json()["email"] == "new.person@acme.test"
-    assert Membership.objects.filter(organization=org, user__email="new.person@acme.test",
-                                     role="member").exists()
+    body = response.json()
+    assert (body["email"], body["role"], body["status"]) == (
+        "new.person@acme.test", "member", "pending")
+    assert not Membership.objects.filter(organization=org,
+                                         user__email="new.person@acme.test").exists()
 
 
 def test_a_member_cannot_add_members(org, user_client):

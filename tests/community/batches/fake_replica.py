@@ -34,8 +34,8 @@ class FakeReplica:
         if self.fail_first > 0:
             self.fail_first -= 1
             return web.json_response({"error": {"message": "overloaded"}}, status=503)
-        if body.get("temperature", 0) < 0:  # vLLM refuses this with a 400
-            return web.json_response({"error": {"message": "temperature must be >= 0",
+        if body.get("top_k", -1) < -1:  # vLLM refuses this with a 400 (Potluck does not check it)
+            return web.json_response({"error": {"message": "top_k must be -1 or at least 1",
                                                 "type": "BadRequestError", "code": 400}},
                                      status=400)
         usage = {"prompt_tokens": 3, "completion_tokens": body.get("max_tokens", 1),

@@ -141,7 +141,7 @@ def test_batches_on_real_vllm_complete_resume_after_a_killed_worker_and_cancel(
     for n in (17, 58):
         lines[n - 1] = line(n, model="no-such-model")
     for n in (33, 77):
-        lines[n - 1] = line(n, temperature=-1)  # vLLM answers 400
+        lines[n - 1] = line(n, temperature=-1)  # refused with a 400 before vLLM
     first = sdk.batches.create(input_file_id=upload(sdk, lines), endpoint="/v1/completions",
                                completion_window="24h", metadata={"phase": "complete"})
     assert (first.status, first.endpoint, first.metadata) == (

@@ -36,7 +36,7 @@ def test_a_batch_completes_with_per_line_failures_in_openai_files(
     served("fake-model", [replica.port])
     lines = [request_line(n) for n in range(1, 9)]
     lines.append(request_line(9, model="no-such-model"))
-    lines.append(request_line(10, temperature=-1))  # the replica answers 400
+    lines.append(request_line(10, top_k=-5))  # the replica answers 400
     batch = new_batch(org, batch_file(org, lines), api_key)
 
     assert runner.run_batch(batch.pk) == BatchStatus.COMPLETED
@@ -64,7 +64,9 @@ def test_a_batch_completes_with_per_line_failures_in_openai_files(
                                  "access to it."}}
     assert refused["custom_id"] == "req-10" and refused["error"] is None
     assert refused["response"]["status_code"] == 400
-    assert refused["response"]["body"]["error"]["message"] == "temperature must be >= 0"
+    error = refused["response"]["body"]["error"]  # in OpenAI's shape, not vLLM's
+    assert error == {"message": "top_k must be -1 or at least 1",
+                     "type": "invalid_request_error", "param": None, "code": None}
     # The unknown model's line was never sent; every other line exactly once.
     assert sorted(replica.request_ids) == sorted(
         [rid(batch, n) for n in range(1, 9)] + [rid(batch, 10)])
@@ -106,6 +108,19 @@ def test_lines_route_like_the_gateway(org, other_org, batch_file, fake_replicas,
     assert public.request_ids == []  # another org's model is not this org's to use
     [error] = read_jsonl(stored_file(org, Batch.objects.get(pk=batch.pk).error_file_id))
     assert (error["custom_id"], error["error"]["code"]) == ("req-3", "model_not_found")
+
+
+def test_a_line_that_asks_to_stream_is_refused_at_upload(org, batch_file):
+    """Issue 13.3: a line with "stream": true completed as "succeeded" with raw SSE text
+    as its body and its tokens unmetered. A batch line is answered as one JSON body, so
+    such a file is refused when it is uploaded, naming the line."""
+    from potluck.errors import InvalidInput
+
+    streaming = request_line(2)
+    streaming["body"]["stream"] = True
+    with pytest.raises(InvalidInput) as refused:
+        batch_file(org, [request_line(1), streaming])
+    assert "line 2" in refused.value.message and "stream" in refused.value.message
 
 
 def test_file_level_problems_fail_the_batch_naming_the_lines(org, batch_file, fake_replicas,

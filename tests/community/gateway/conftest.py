@@ -57,10 +57,12 @@ def serving(transactional_db, org, other_org, key_for, request):
             self.other_key = key_for(other_org, ["inference"])
 
         def model(self, name: str, *, organization=None, context: int = 512,
-                  replica_ports: tuple[int, ...] = ()) -> RegisteredModel:
+                  replica_ports: tuple[int, ...] = (),
+                  capabilities: tuple[str, ...] = ("chat", "completions")) -> RegisteredModel:
             model = RegisteredModel.objects.create(
                 name=name, organization=organization, source=Source.HUGGINGFACE,
-                repo_id=f"test/{name}", context_length=context)
+                repo_id=f"test/{name}", context_length=context,
+                capabilities=list(capabilities))
             deployment = Deployment.objects.create(model=model, organization=organization,
                                                    replicas=len(replica_ports))
             # One node per model: replicas of two models may share a fake upstream port.

@@ -119,9 +119,14 @@ def test_the_sdk_raises_its_own_error_types(serving, upstream, gateway):
     (b"{not json", 400, None),
     (b"[1,2]", 400, None),
     (b'{"messages":[]}', 400, "model"),
-    (b'{"model":"demo","max_tokens":100000}', 400, "max_tokens"),
-    (b'{"model":"demo","max_tokens":-1}', 400, "max_tokens"),
-    (b'{"model":"demo","max_completion_tokens":"lots"}', 400, "max_completion_tokens"),
+    (b'{"model":"demo","messages":[{"role":"user","content":"x"}],"max_tokens":100000}', 400,
+     "max_tokens"),
+    (b'{"model":"demo","messages":[{"role":"user","content":"x"}],"max_tokens":-1}', 400,
+     "max_tokens"),
+    (b'{"model":"demo","messages":[{"role":"user","content":"x"}],'
+     b'"max_completion_tokens":"lots"}', 400, "max_completion_tokens"),
+    # Issue 19.6: 1,000-deep nesting is a 400 in OpenAI's shape, not a crash.
+    (b'{"model":"demo","messages":' + b"[" * 1000 + b"]" * 1000 + b"}", 400, None),
 ])
 def test_malformed_requests_get_400_naming_the_param(serving, upstream, gateway, body, status,
                                                       param):

@@ -65,3 +65,27 @@ def test_events_with_more_than_text_are_kept_and_choices_are_apart():
     out = asyncio.run(go())
     assert out[0] is role
     assert out[1]["choices"][0]["delta"]["content"] == "[CARD] (checked)"
+
+
+class KeepsTrailingDigits(TextTransformer):
+    """Leaves digits at the very end of held text alone until it is the last of it."""
+
+    hold_back = 8
+
+    def rewrite(self, text: str) -> str:
+        import re
+
+        return re.sub(r"\d{4,}(?=\D)", "[N]", text)
+
+    def rewrite_final(self, text: str) -> str:
+        import re
+
+        return re.sub(r"\d{4,}", "[N]", text)
+
+
+def test_the_last_held_text_goes_through_rewrite_final():
+    text, _ = stream(KeepsTrailingDigits(), [chunk("call 1234"), chunk("5678",
+                                                                       finish="stop")])
+    assert text == "call [N]"
+    ended, _ = stream(KeepsTrailingDigits(), [chunk("call 12345678")])  # no finish_reason
+    assert ended == "call [N]"

@@ -35,9 +35,38 @@ def test_a_node_whose_heartbeat_lapses_is_marked_lost(redis_conn, settings):
     services.heartbeat("stale", resources.probe())
     Node.objects.filter(name="stale").update(
         last_heartbeat=timezone.now() - timedelta(seconds=settings.NODE_LOST_AFTER_SECONDS + 1))
+    redis_conn.delete(services.HEARTBEAT_KEY.format(name="stale"))  # expired there too
     assert services.mark_lost_nodes() == ["stale"]
     assert Node.objects.get(name="stale").state == NodeState.LOST
     assert Node.objects.get(name="fresh").state == NodeState.ONLINE
+
+
+@pytest.mark.django_db
+def test_an_outage_of_the_database_alone_does_not_make_a_node_lost(redis_conn, settings,
+                                                                   monkeypatch):
+    """Issue 21: while Postgres is down the agent's heartbeat renews its Redis key, and a
+    node whose key lives is not lost however old its row is once the database is back."""
+    from django.db import OperationalError
+
+    services.heartbeat("busy", resources.probe())
+    key = services.HEARTBEAT_KEY.format(name="busy")
+    redis_conn.expire(key, 3)
+
+    def database_down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Node.objects, "update_or_create", database_down)
+        with pytest.raises(OperationalError):
+            services.heartbeat("busy", resources.probe())
+        with pytest.raises(OperationalError):  # a node never seen gets no key
+            services.heartbeat("newcomer", resources.probe())
+    assert redis_conn.ttl(key) > 3
+    assert not redis_conn.exists(services.HEARTBEAT_KEY.format(name="newcomer"))
+    Node.objects.filter(name="busy").update(
+        last_heartbeat=timezone.now() - timedelta(seconds=settings.NODE_LOST_AFTER_SECONDS + 1))
+    assert services.mark_lost_nodes() == []
+    assert Node.objects.get(name="busy").state == NodeState.ONLINE
 
 
 def test_the_host_reports_its_cpu_isa_and_memory():

@@ -50,6 +50,28 @@ def test_a_complete_directory_registers_with_what_its_config_says(tmp_path, org)
     assert model.size_bytes == (path / "model.safetensors").stat().st_size
 
 
+@pytest.mark.parametrize("architecture,chat_template,capabilities", [
+    ("LlamaForCausalLM", "{{ messages }}", ["chat", "completions"]),
+    ("LlamaForCausalLM", None, ["completions"]),
+    ("BertModel", None, ["embeddings"]),
+])
+def test_a_model_states_the_endpoints_it_serves(tmp_path, org, architecture, chat_template,
+                                                 capabilities):
+    """Issue 13.2: an embeddings call to a chat model reached vLLM's missing route; what a
+    model serves is known when it is registered, so the gateway refuses up front."""
+    path = write_model(tmp_path / "m")
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "architectures": [architecture]}))
+    if chat_template:
+        (path / "tokenizer_config.json").write_text(json.dumps(
+            {"chat_template": chat_template}))
+    model = services.register_local_model("m", path, organization=org, operator=True)
+    assert sorted(model.capabilities) == capabilities
+    adapter = services.register_local_adapter("a", write_adapter(tmp_path / "a"), base=model,
+                                              organization=org, operator=True)
+    assert adapter.capabilities == model.capabilities
+
+
 @pytest.mark.parametrize("breakage,reason", [
     (lambda d: (d / "config.json").unlink(), "config.json is missing"),
     (lambda d: (d / "config.json").write_text("{not json"), "config.json is not valid JSON"),

@@ -212,8 +212,12 @@ def test_restarts_back_off_exponentially_up_to_five_minutes():
     (1, {"enable_lora": True, "max_lora_rank": 12}, None, "engine_args.max_lora_rank"),
     (1, {"max_lora_rank": 8}, None, "engine_args.max_lora_rank"),
     (1, {"extra_args": "--foo"}, None, "engine_args.extra_args"),
-    (1, {"extra_args": ["--port=9"]}, None, "engine_args.extra_args"),
+    (1, {"extra_args": ["--seed", "1"]}, None, "engine_args.extra_args"),
     (1, {"tensor_parallel": 2}, None, "engine_args"),
+    (1, {"max_num_seqs": 0}, None, "engine_args.max_num_seqs"),
+    (1, {"gpu_memory_utilization": 1.5}, None, "engine_args.gpu_memory_utilization"),
+    (1, {"max_loras": 2}, None, "engine_args.max_loras"),
+    (1, {"gpus_per_replica": 9}, None, "engine_args.gpus_per_replica"),
     (1, {}, {"zone": "eu"}, "placement"),
     (1, {}, {"nodes": "cpu-a"}, "placement.nodes"),
 ])
@@ -228,10 +232,12 @@ def test_bad_deployments_are_refused_naming_the_field(make_model, replicas, engi
 
 def test_good_engine_args_are_stored_normalised(make_model):
     deployment = deploy(make_model(), 1, dtype="bfloat16", max_model_len=2048,
-                        enable_lora=True, max_lora_rank=16, extra_args=["--seed", "1"])
+                        enable_lora=True, max_lora_rank=16, seed=1,
+                        gpu_memory_utilization=1 / 2)
     assert deployment.engine_args == {"dtype": "bfloat16", "max_model_len": 2048,
-                                      "enable_lora": True, "max_lora_rank": 16,
-                                      "extra_args": ["--seed", "1"]}
+                                      "enable_lora": True, "max_lora_rank": 16, "seed": 1,
+                                      "gpu_memory_utilization": 0.5}
+    assert deployment.operator_args == []
 
 
 def test_who_may_deploy_what(make_model, org, other_org):

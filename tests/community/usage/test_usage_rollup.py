@@ -169,6 +169,24 @@ def test_a_consumer_that_dies_before_commit_loses_nothing(org, redis_conn):
     assert redis_conn.xlen(STREAM_KEY) == 0 and pending(redis_conn) == 0
 
 
+def test_a_roll_up_that_failed_retries_its_own_entries_at_once(org, redis_conn):
+    """Issue 21: the database was down during a roll-up; the same worker's next roll-up
+    records what it had read, without waiting ``min_idle`` for a takeover."""
+    sent = [event(org) for _ in range(40)]
+    for e in sent:
+        append(redis_conn, e)
+    rollup.ensure_group(redis_conn)
+    # The consumer read the entries, then its transaction failed (nothing committed).
+    taken = redis_conn.xreadgroup(GROUP, "worker:1", {STREAM_KEY: ">"}, count=500)
+    assert len(taken[0][1]) == 40 and pending(redis_conn) == 40
+
+    again = rollup.roll_up("worker:1", min_idle_ms=60_000)
+
+    assert (again.read, again.inserted, again.reclaimed) == (40, 40, 0)
+    assert set(UsageRecord.objects.values_list("pk", flat=True)) == {e.request_id for e in sent}
+    assert redis_conn.xlen(STREAM_KEY) == 0 and pending(redis_conn) == 0
+
+
 def test_a_crash_after_commit_before_ack_does_not_double(org, redis_conn):
     sent = [event(org, prompt_tokens=7) for _ in range(200)]
     for e in sent:

@@ -60,8 +60,10 @@ def test_installing_switches_the_granted_features_on_in_this_process(licensed, s
     assert sso_calls == ["enable"]
     assert extensions.features.get("sso").details == {"license_id": "lic-test-0001",
                                                       "switchable": True}
-    # billing has no module yet: granted, with nothing to switch.
-    assert extensions.features.get("billing").details["switchable"] is False
+    # billing switches its hooks (the budget stage, the pricing consumer, a refresher).
+    assert extensions.features.get("billing").details["switchable"] is True
+    assert extensions.request_policies.get("billing-budgets") is not None
+    assert extensions.usage_consumers.get("billing.pricing") is not None
     assert gate.enabled == {"sso", "billing"}
 
 
@@ -78,6 +80,9 @@ def test_a_licence_that_grants_less_switches_the_rest_off(licensed, sso_calls):
     assert not extensions.feature_available("sso")
     assert extensions.feature_available("billing")
     assert sso_calls == ["enable", "disable"]
+    licensed(features=["sso"], license_id="lic-test-0003")
+    assert extensions.request_policies.get("billing-budgets") is None
+    assert extensions.usage_consumers.get("billing.pricing") is None
 
 
 def test_features_stay_on_in_grace_and_go_off_after_it_keeping_the_data(

@@ -77,17 +77,42 @@ def test_without_a_licence_in_force_there_is_no_seat_limit(licensed, issuer, clo
     assert services.seats_used() == 7
 
 
-def test_the_api_refuses_past_the_margin_in_drf_shape(licensed, org, user_client):
+def _accept_link(email: str, password: str = "a-long-enough-password-4711"):
+    """The invited person (no account yet) accepts by the link mailed to them."""
+    import re
+
+    from django.core import mail
+    from rest_framework.test import APIClient
+
+    body = [m for m in mail.outbox if m.to == [email]][-1].body
+    token = re.search(r"token=([\w-]+)", body).group(1)
+    return APIClient().post("/api/invitations/accept", {"token": token, "password": password},
+                            format="json")
+
+
+def test_invitations_take_seats_only_when_accepted_and_past_the_margin_are_refused(
+        licensed, org, user_client):
     admin = user_client(org, "admin", email="admin@acme.test")  # seat 2
     licensed(seats=2)  # limit 3
-    with pytest.warns(SeatWarning):
-        created = admin.post("/api/members", {"email": "third@acme.test", "role": "member"},
+    for email in ("third@acme.test", "fourth@acme.test", "fifth@acme.test"):
+        invited = admin.post("/api/members", {"email": email, "role": "member"},
                              format="json")
-    assert created.status_code == 201, created.json()
-    refused = admin.post("/api/members", {"email": "fourth@acme.test", "role": "member"},
-                         format="json")
+        assert invited.status_code == 201, invited.json()
+    assert services.seats_used() == 2  # pending invitations hold no seat
+
+    with pytest.warns(SeatWarning):
+        third = _accept_link("third@acme.test")
+    refused = _accept_link("fourth@acme.test")
+
+    assert third.status_code == 200, third.json()
     assert refused.status_code == 403
     assert refused.json() == {"email": ["the licence allows 2 seats (at most 3 with its margin) "
                                         "and 3 are in use: remove a member or install a "
                                         "licence with more seats"]}
+    # Nothing half-written: no account, no membership, and the invitation is still open.
+    assert not User.objects.filter(email="fourth@acme.test").exists()
     assert not Membership.objects.filter(user__email="fourth@acme.test").exists()
+    assert admin.get("/api/invitations", {"status": "pending"}).json()["count"] == 2
+    Membership.objects.filter(user__email="third@acme.test").delete()  # a seat frees up
+    with pytest.warns(SeatWarning, match="fourth@acme.test uses seat 3"):
+        assert _accept_link("fourth@acme.test").status_code == 200

@@ -96,8 +96,10 @@ def test_sso_cannot_be_enforced_for_an_unverified_domain(org, sso_on, user_clien
     assert "verify the domain" in response.json()["enforce_sso"][0]
 
 
-def _password_user(email: str) -> None:
-    accounts.set_password(accounts.get_or_create_user(email), PASSWORD)
+def _password_user(email: str):
+    user = accounts.get_or_create_user(email)
+    accounts.set_password(user, PASSWORD)
+    return user
 
 
 def _sign_in(email: str, password: str = PASSWORD):
@@ -121,6 +123,28 @@ def test_password_sign_in_for_an_enforced_domain_points_to_sso(org, sso_on, enfo
         assert response.json()["detail"] == (
             "password sign-in is turned off for corp.test: sign in with SSO at "
             "/api/sso/acme/oidc/start")
+
+
+def test_no_other_password_path_skips_enforcement(org, sso_on, enforced):
+    """Issue 19: DRF's browsable-API login signed in with a password where SSO was enforced."""
+    from django.contrib.auth import authenticate
+    from django.test import Client
+
+    user = _password_user("alice@corp.test")
+    user.is_staff = True
+    user.save()
+    client = Client()
+
+    drf_login = client.post("/api/auth/login/", {"username": "alice@corp.test",
+                                                 "password": PASSWORD})
+    admin_login = client.post("/admin/login/", {"username": "alice@corp.test",
+                                                "password": PASSWORD})
+
+    assert drf_login.status_code == 404
+    assert admin_login.status_code == 302 and admin_login["Location"] == "/"
+    assert authenticate(username="alice@corp.test", password=PASSWORD) is None
+    assert client.get("/api/session").json()["authenticated"] is False
+    assert _sign_in("alice@corp.test").status_code == 403  # the one path: SSO enforced
 
 
 def test_password_sign_in_works_where_sso_is_not_enforced(org, sso_on, idp, corp_domain):
