@@ -194,7 +194,11 @@ def python_for_all_users() -> tuple[str, dict[str, str]]:
     base = Path(sys.base_prefix)
     reachable = all(folder.stat().st_mode & 0o001 for folder in [*base.parents, base])
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = {"PYTHONPATH": os.pathsep.join([*paths, sysconfig.get_paths()["purelib"]])}
+    # PYTHONPATH entries are not site directories: the editable install's .pth finder in
+    # site-packages does not run, so the source folders themselves go on the path.
+    sources = [str(REPO_ROOT / "community"), str(REPO_ROOT / "enterprise")]
+    env = {"PYTHONPATH": os.pathsep.join([*paths, *sources,
+                                          sysconfig.get_paths()["purelib"]])}
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     if reachable:
         return sys.executable, env

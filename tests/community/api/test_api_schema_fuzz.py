@@ -19,6 +19,20 @@ EXAMPLES = 12  # per operation
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 
 
+def _fuzz(operation: schemathesis.APIOperation, label: str, headers: dict[str, str],
+          ran: dict[str, int]) -> None:
+    """Up to EXAMPLES cases of one operation, each checked; ``ran`` counts them."""
+
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy())
+    def run(case: schemathesis.Case) -> None:
+        case.call_and_validate(headers=headers, checks=CHECKS)
+        ran[label] = ran.get(label, 0) + 1
+
+    run()
+
+
 def test_every_operation_keeps_its_schema(org, key_for):
     from django.core.wsgi import get_wsgi_application
 
@@ -33,15 +47,8 @@ def test_every_operation_keeps_its_schema(org, key_for):
         if operation.path.startswith("/api/keys/{id}/revoke"):
             continue  # revoking the fuzzer's own key ends the run; tests/community/accounts
 
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
-        @given(case=operation.as_strategy())
-        def run(case: schemathesis.Case, label: str = label) -> None:
-            case.call_and_validate(headers=headers, checks=CHECKS)
-            ran[label] = ran.get(label, 0) + 1
-
         try:
-            run()
+            _fuzz(operation, label, headers, ran)
         except (Exception, BaseExceptionGroup) as failure:  # every finding, not the first
             findings[label] = str(failure)[:1500]
     assert findings == {}, "\n\n".join(f"{k}:\n{v}" for k, v in findings.items())
