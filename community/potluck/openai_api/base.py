@@ -26,8 +26,8 @@ from rest_framework.views import APIView
 
 from potluck.accounts.api_base import Tenant, resolve_tenant
 from potluck.accounts.authentication import ApiKeyAuthentication, ExtensionAuthentication
-from potluck.json_parser import JSONParser
 from potluck.errors import InvalidInput, NotFound, PotluckError
+from potluck.json_parser import JSONParser
 from potluck.protocol.errors import error_body
 
 MAX_LIST_LIMIT = 100

@@ -16,8 +16,8 @@ import pytest
 
 from potluck.finetune import services
 from potluck.finetune.models import FineTuningJob
-from potluck.finetune.trainer_events import record_trainer_events
 from potluck.finetune.trainer.events import EventLog, read_events
+from potluck.finetune.trainer_events import record_trainer_events
 
 pytestmark = pytest.mark.django_db
 
