@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from potluck.accounts.api_base import resolve_tenant
 from potluck.errors import Forbidden, InvalidInput, NotFound
-from potluck.finetune import services
+from potluck.finetune import selectors
 from potluck.finetune.metrics import DEFAULT_MAX_POINTS, MAX_POINTS_RANGE, loss_curve
 
 
@@ -48,7 +48,7 @@ class JobMetricsView(APIView):
             raise Forbidden("your role or key scopes do not allow this")
         limit = _max_points(request)
         try:
-            job = services.get_job(tenant.organization, job_id)
+            job = selectors.get_job(tenant.organization, job_id)
         except NotFound:
             raise NotFound(f"no fine-tuning job {job_id!r}") from None
         curve = loss_curve(job, limit)

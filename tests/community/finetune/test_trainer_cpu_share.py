@@ -26,7 +26,7 @@ def test_a_started_trainer_runs_in_the_configured_class_and_nice(
     assert scheduler.schedule() == [job.id]
     supervisor = TrainerReconciler("node-a")
     try:
-        supervisor.supervise_once()
+        supervisor.reconcile_once()
         pid = FineTuningJob.objects.get(pk=job.id).pid
         assert pid is not None
         tids = cpu_share.thread_ids(pid)
