@@ -39,7 +39,7 @@ class InvitationSerializer(serializers.ModelSerializer):
     status = serializers.CharField(read_only=True, help_text="pending, accepted, declined, "
                                                              "revoked or expired")
     invited_by = serializers.EmailField(source="invited_by.email", read_only=True,
-                                        default=None)
+                                        default=None, allow_null=True)
 
     class Meta:
         model = Invitation
@@ -72,7 +72,7 @@ class OrganizationRefSerializer(serializers.Serializer):
 class ReceivedInvitationSerializer(serializers.ModelSerializer):
     organization = OrganizationRefSerializer(read_only=True)
     invited_by = serializers.EmailField(source="invited_by.email", read_only=True,
-                                        default=None)
+                                        default=None, allow_null=True)
 
     class Meta:
         model = Invitation
