@@ -17,6 +17,15 @@ if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
              "`potluck services run -- pytest`, or set DATABASE_URL and REDIS_URL")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+COMMUNITY_TESTS = REPO_ROOT / "tests" / "community"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark the community edition's tests ``community``, so CI can run its slow ones once:
+    in the community-only phase (.ci/run), not also in the full one."""
+    for item in items:
+        if COMMUNITY_TESTS in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.community)
 
 
 @pytest.fixture
