@@ -88,8 +88,10 @@ def _int(value: Any, field: str) -> int:
 
 class StatusView(CreditsView):
     def get(self, request: Request) -> Response:
-        tenant = resolve_tenant(request)
-        wallet = ledger.org_wallet(tenant.organization.pk)
+        try:
+            wallet = ledger.org_wallet(resolve_tenant(request).organization.pk)
+        except NotFound:  # a person in no organization: the installation's figures only
+            wallet = None
         return Response({"unit": units.UNIT_TEXT,
                          "credits_per_major_unit": units.CREDITS_PER_MAJOR_UNIT,
                          "organization_balance": wallet.balance if wallet else None,
