@@ -74,11 +74,11 @@ def test_exhausted_credits_are_refused_and_the_overshoot_stays_within_the_bound(
         state.refresh()
         served: list[UsageEvent] = []
 
-        async def wave() -> list[Refusal | None]:
+        async def wave(served: list[UsageEvent]) -> list[Refusal | None]:
             return await asyncio.gather(*(request(policy, org, served)
                                           for _ in range(IN_FLIGHT)))
 
-        refusals += [r for r in asyncio.run(wave()) if r is not None]
+        refusals += [r for r in asyncio.run(wave(served)) if r is not None]
         usage.record_events(served)
         price_all()
         if not served:

@@ -88,7 +88,7 @@ def test_the_cap_excess_and_the_residue_carry_to_the_next_period(db, credits_on,
     assert dist.residue == expected_excess and dist.distributed + dist.residue == POOL
     assert ledger.balance(ledger.system_account(AccountKind.POOL)) == expected_excess
     # Nobody vests next period: the whole residue waits for the one after.
-    start, end = revenue.period_of(timezone.localdate())
+    _, end = revenue.period_of(timezone.localdate())
     nothing = revenue.distribute(end + timedelta(days=1), allow_open=True)
     assert (nothing.distributed, nothing.residue) == (0, expected_excess)
     assert Distribution.objects.count() == 2
