@@ -104,6 +104,41 @@ def repos_list() -> None:
     _echo_json([repositories.as_json(r) for r in Repository.objects.all()])
 
 
+@repos.command("set")
+@click.argument("repository")
+@click.option("--base", "base_credits", type=int, default=None, help="Credits per patch.")
+@click.option("--weight", "weights", multiple=True,
+              help="LABEL=WEIGHT (replaces every weight when given).")
+@click.option("--cap", "monthly_cap", type=int, default=None)
+@click.option("--hold-days", type=int, default=None)
+@click.option("--maintainer", "maintainers", multiple=True,
+              help="A maintainer's login (replaces the list when given).")
+@click.option("--approval/--no-approval", "require_approval", default=None)
+@click.option("--first-approval/--no-first-approval", "first_grant_needs_approval",
+              default=None)
+@click.option("--active/--inactive", default=None, help="Inactive: webhooks answer 404.")
+@needs_django
+def repos_set(repository: str, base_credits: int | None, weights: tuple[str, ...],
+              monthly_cap: int | None, hold_days: int | None, maintainers: tuple[str, ...],
+              require_approval: bool | None, first_grant_needs_approval: bool | None,
+              active: bool | None) -> None:
+    """Change a repository's rules (what is not given stays)."""
+    from potluck_enterprise.credits import repositories, services
+
+    _ensure_licensed()
+    repo = services.find_repository(repository)
+    label_weights = dict(w.partition("=")[::2] for w in weights) or None
+    repositories.update(repo, base_credits=base_credits, label_weights=label_weights,
+                        monthly_cap=monthly_cap, hold_days=hold_days,
+                        maintainers=list(maintainers) or None,
+                        require_approval=require_approval,
+                        first_grant_needs_approval=first_grant_needs_approval)
+    if active is not None:
+        repo.active = active
+        repo.save(update_fields=["active"])
+    _echo_json(repositories.as_json(repo))
+
+
 @repos.command("rotate-secret")
 @click.argument("repository")
 @needs_django

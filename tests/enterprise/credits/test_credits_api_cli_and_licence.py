@@ -94,6 +94,14 @@ def test_repositories_approvals_and_the_cli(db, credits_on, forge):
     assert result.exit_code == 1 and "own patch" in result.output
     result = potluck("credits", "ledger", "--check")
     assert result.exit_code == 0 and "sound" in result.output
+    result = potluck("credits", "repos", "set", "potluck/potluck", "--cap", "9000",
+                     "--weight", "perf=2", "--no-approval")
+    assert result.exit_code == 0, result.output
+    stored.refresh_from_db()
+    assert (stored.monthly_cap, stored.label_weights, stored.require_approval,
+            stored.base_credits) == (9000, {"perf": "2"}, False, 2000)
+    assert potluck("credits", "repos", "set", "potluck/potluck", "--weight",
+                   "perf=lots").exit_code == 1
     person("alice@example.test")
     assert potluck("credits", "link", "alice@example.test", "--forge", "github", "--login",
                    "alice", "--id", "101").exit_code == 0
