@@ -278,6 +278,29 @@ class AdminEvent:
 # one (so a trail commits with the change). A sink that raises fails the act.
 admin_event_sinks: Registry[Callable[[AdminEvent], None]] = Registry("admin_event_sinks")
 
+@dataclass(frozen=True)
+class RevenueEvent:
+    """Money the installation's operator earned, for extensions that share it (the
+    enterprise edition's contribution credits put a share into the community pool).
+
+    ``source`` names the kind (``licence_sale``, ...); ``reference`` is unique within it
+    (an order or invoice id): sinks are idempotent by (source, reference), so a caller may
+    announce an event again after a crash. ``amount_minor`` is in minor units of the ISO
+    4217 ``currency`` (cents for USD).
+    """
+
+    source: str
+    reference: str
+    amount_minor: int
+    currency: str
+    organization_id: str | None = None
+    occurred_at: datetime | None = None
+
+
+# Told of each revenue event (e.g. a licence sale by a licence store), inside the
+# caller's transaction where there is one. A sink that raises fails the caller's act.
+revenue_sinks: Registry[Callable[[RevenueEvent], None]] = Registry("revenue_sinks")
+
 ALL_REGISTRIES: tuple[Registry[Any], ...] = (
     request_policies,
     refreshers,
@@ -292,6 +315,7 @@ ALL_REGISTRIES: tuple[Registry[Any], ...] = (
     cli_commands,
     model_aliases,
     admin_event_sinks,
+    revenue_sinks,
 )
 
 
@@ -319,6 +343,19 @@ def record_admin_event(action: str, *, organization_id: Any = None, actor: str =
     event = AdminEvent(action, str(organization_id) if organization_id else None, actor,
                        target, dict(details or {}))
     for sink in admin_event_sinks:
+        sink(event)
+
+
+def record_revenue(source: str, reference: str, amount_minor: int, currency: str, *,
+                   organization_id: Any = None, occurred_at: datetime | None = None) -> None:
+    """Announce revenue (e.g. a licence sale) to every revenue sink; nothing happens when
+    none is registered. At least once is enough: sinks are idempotent by (source,
+    reference). Raises ``ValueError`` for a negative amount or an empty reference."""
+    if not reference or amount_minor < 0:
+        raise ValueError("revenue needs a reference and an amount of at least 0")
+    event = RevenueEvent(source, str(reference), int(amount_minor), currency.upper(),
+                         str(organization_id) if organization_id else None, occurred_at)
+    for sink in revenue_sinks:
         sink(event)
 
 

@@ -322,6 +322,27 @@ BILLING_STRIPE_RETRY_MAX_SECONDS = env.env_int("POTLUCK_BILLING_STRIPE_RETRY_MAX
 # an invoice is paid.
 BILLING_PAYMENT_GRACE_DAYS = env.env_int("POTLUCK_BILLING_PAYMENT_GRACE_DAYS", 7)
 BILLING_BLOCK_AFTER_GRACE = env.env_bool("POTLUCK_BILLING_BLOCK_AFTER_GRACE", True)
+# Contribution credits (the enterprise edition's "credits" feature). The share of each paid
+# invoice and licence sale that goes to the community pool (a fraction, as text); the
+# distribution period (month or week) and an optional cap per person and period (minor
+# units of BILLING_CURRENCY, 0: none); where the forges and their OAuth apps are.
+CREDITS_REVENUE_SHARE = env.env_str("POTLUCK_CREDITS_REVENUE_SHARE", "0.10") or "0.10"
+CREDITS_DISTRIBUTION_PERIOD = env.env_str("POTLUCK_CREDITS_DISTRIBUTION_PERIOD",
+                                          "month") or "month"
+CREDITS_PAYOUT_CAP = env.env_int("POTLUCK_CREDITS_PAYOUT_CAP", 0)
+CREDITS_GITHUB_API_URL = env.env_str("POTLUCK_CREDITS_GITHUB_API_URL",
+                                     "https://api.github.com") or "https://api.github.com"
+CREDITS_GITHUB_OAUTH_URL = env.env_str("POTLUCK_CREDITS_GITHUB_OAUTH_URL",
+                                       "https://github.com") or "https://github.com"
+CREDITS_GITHUB_CLIENT_ID = env.env_str("POTLUCK_CREDITS_GITHUB_CLIENT_ID", "") or ""
+CREDITS_GITHUB_CLIENT_SECRET = env.env_str("POTLUCK_CREDITS_GITHUB_CLIENT_SECRET", "") or ""
+CREDITS_GITLAB_URL = env.env_str("POTLUCK_CREDITS_GITLAB_URL",
+                                 "https://gitlab.com") or "https://gitlab.com"
+CREDITS_GITLAB_CLIENT_ID = env.env_str("POTLUCK_CREDITS_GITLAB_CLIENT_ID", "") or ""
+CREDITS_GITLAB_CLIENT_SECRET = env.env_str("POTLUCK_CREDITS_GITLAB_CLIENT_SECRET", "") or ""
+CREDITS_RECONCILE_DAYS = env.env_int("POTLUCK_CREDITS_RECONCILE_DAYS", 3)
+CREDITS_LINK_TOKEN_MINUTES = env.env_int("POTLUCK_CREDITS_LINK_TOKEN_MINUTES", 60)
+CREDITS_FORGE_TIMEOUT_SECONDS = env.env_int("POTLUCK_CREDITS_FORGE_TIMEOUT_SECONDS", 10)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -19,10 +19,12 @@ class EnterpriseConfig(AppConfig):
     def ready(self) -> None:
         from potluck_enterprise.billing import setup as billing_setup
         from potluck_enterprise.compliance import setup as compliance_setup
+        from potluck_enterprise.credits import setup as credits_setup
         from potluck_enterprise.licensing import setup as licensing_setup
         from potluck_enterprise.sso import setup as sso_setup
 
         sso_setup.install()
         billing_setup.install()
         compliance_setup.install()
+        credits_setup.install()
         licensing_setup.install()

@@ -4,5 +4,6 @@
 from potluck_enterprise.audit.models import *  # noqa: F403
 from potluck_enterprise.billing.models import *  # noqa: F403
 from potluck_enterprise.compliance.models import *  # noqa: F403
+from potluck_enterprise.credits.models import *  # noqa: F403
 from potluck_enterprise.licensing.models import *  # noqa: F403
 from potluck_enterprise.sso.models import *  # noqa: F403

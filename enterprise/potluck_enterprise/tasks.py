@@ -7,3 +7,8 @@ from potluck_enterprise.billing.tasks import (  # noqa: F401
     price_fine_tunes,
     send_meter_events,
 )
+from potluck_enterprise.credits.tasks import (  # noqa: F401
+    distribute,
+    process_delivery,
+    reconcile,
+)

@@ -4,6 +4,7 @@ import { Layout } from "./components/Layout";
 import { Batches } from "./pages/Batches";
 import { Billing } from "./billing/Billing";
 import { Compliance } from "./pages/Compliance";
+import { Credits } from "./credits/Credits";
 import { Enterprise } from "./pages/Enterprise";
 import { FineTuning } from "./pages/FineTuning";
 import { Keys } from "./pages/Keys";
@@ -55,6 +56,7 @@ export function App() {
               <Route path="/batches" element={<Batches />} />
               <Route path="/usage" element={<Usage />} />
               <Route path="/billing" element={<Billing />} />
+              <Route path="/credits" element={<Credits />} />
               <Route path="/keys" element={<Keys />} />
               <Route path="/members" element={<Members />} />
               <Route path="/enterprise" element={<Enterprise />} />

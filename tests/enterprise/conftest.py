@@ -105,3 +105,20 @@ def licensed(db, issuer, clock) -> Callable[..., object]:
         return services.install(issuer.licence(**overrides))
 
     return install
+
+
+@pytest.fixture
+def stripe_fake(settings) -> Iterator[Any]:
+    """The local Stripe fake (``fake_stripe``), with billing's settings pointed at it."""
+    from fake_stripe import WEBHOOK_SECRET, FakeStripe
+
+    fake = FakeStripe().start()
+    settings.BILLING_STRIPE_API_KEY = fake.api_key
+    settings.BILLING_STRIPE_API_BASE = fake.url
+    settings.BILLING_STRIPE_METER_EVENTS_BASE = fake.url
+    settings.BILLING_STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    settings.BILLING_STRIPE_TIMEOUT_SECONDS = 2
+    settings.BILLING_STRIPE_CALLS_PER_SECOND = 0
+    settings.BILLING_STRIPE_RETRY_SECONDS = 1
+    yield fake
+    fake.stop()

@@ -7,7 +7,9 @@ a running total of its lines in minor units (``carry_exact``, exact) and of the 
 units already queued (``carry_sent``); a line whose running total crosses a whole unit
 queues an event of ``floor(total) - carry_sent`` units, identified by that line's id.
 So the meter's total always equals the floor of the ledger's total in minor units: equal
-"to the minor unit", never more. ``enqueue`` runs in the pricing transaction: exactly once.
+"to the minor unit", never more. ``enqueue`` runs in the pricing transaction: exactly
+once. What prepaid payers (``payers``: contribution credits) paid of a line is left out
+of the running total, so only the remainder is billed.
 
 **Sending** (``send_due``, the task ``billing.send_meter_events`` every 2 s):
 
@@ -66,8 +68,11 @@ _LOCK_NAMESPACE = 0x706F746C  # "potl": the advisory lock's first key
 _RATE_KEY = "potluck:billing:stripe-calls:"
 
 
-def enqueue(lines: Iterable[PricedLine]) -> list[MeterEvent]:
-    """Queue the meter events that ``lines`` (in order) make for linked organizations."""
+def enqueue(lines: Iterable[PricedLine], due: dict[str, Decimal] | None = None
+            ) -> list[MeterEvent]:
+    """Queue the meter events that ``lines`` (in order) make for linked organizations.
+    ``due`` (line id -> amount) is what is left to bill of each line after prepaid
+    payers (``payers.settle``); None: each line's whole ``amount``."""
     by_org: dict[str, list[PricedLine]] = {}
     for line in lines:
         by_org.setdefault(str(line.organization_id), []).append(line)
@@ -80,7 +85,10 @@ def enqueue(lines: Iterable[PricedLine]) -> list[MeterEvent]:
     with money.exact():
         for org, account in accounts.items():
             for line in by_org[org]:
-                account.carry_exact += line.amount.scaleb(exponent)
+                owed = line.amount if due is None else due[line.id]
+                if not owed:
+                    continue
+                account.carry_exact += owed.scaleb(exponent)
                 whole = int(account.carry_exact.to_integral_value(rounding=ROUND_FLOOR))
                 if whole > account.carry_sent:
                     events.append(MeterEvent(identifier=line.id, organization_id=org,

@@ -20,7 +20,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from potluck.extensions import CommittedUsageRecord
-from potluck_enterprise.billing import budgets, money, outbox, spend
+from potluck_enterprise.billing import budgets, money, outbox, payers, spend
 from potluck_enterprise.billing.models import PricedLine
 from potluck_enterprise.billing.pricebook import BOOK, LineDraft, line_id, price_usage
 
@@ -43,8 +43,9 @@ class Usage:
 
 def write_lines(usages: Sequence[Usage]) -> list[PricedLine]:
     """Write the lines of ``usages`` (in order) with everything that follows from them, in
-    the caller's transaction: spend counters, Stripe outbox rows, budget alerts; pending
-    spend is removed from Redis once the transaction commits. Returns the lines."""
+    the caller's transaction: spend counters, prepaid payers (``payers``: credits), Stripe
+    outbox rows for what the payers left, budget alerts; pending spend is removed from
+    Redis once the transaction commits. Returns the lines."""
     code = money.currency()
     lines: list[PricedLine] = []
     amounts: dict[spend.ScopeKey, Decimal] = {}
@@ -67,7 +68,8 @@ def write_lines(usages: Sequence[Usage]) -> list[PricedLine]:
                     amounts[k] = amounts.get(k, Decimal(0)) + d.amount
     PricedLine.objects.bulk_create(lines)
     spend.add_to_counters(amounts)
-    outbox.enqueue(lines)
+    # Prepaid payers (contribution credits) first; only what they left goes to Stripe.
+    outbox.enqueue(lines, due=payers.settle(lines) if len(payers.PAYERS) else None)
     budgets.check_limits(amounts.keys())
     if pending:
         transaction.on_commit(lambda: _forget_pending(pending))

@@ -35,7 +35,7 @@ RECHECK_SECONDS = 3.0
 FEATURE_MODULES: dict[str, str | None] = {
     "sso": "potluck_enterprise.sso.feature",
     "billing": "potluck_enterprise.billing.feature",
-    "credits": None,
+    "credits": "potluck_enterprise.credits.feature",
     "compliance": "potluck_enterprise.compliance.feature",
 }
 

@@ -13,6 +13,7 @@ export const PAGES = [
   { path: "/batches", label: "Batches" },
   { path: "/usage", label: "Usage" },
   { path: "/billing", label: "Billing" },
+  { path: "/credits", label: "Credits" },
   { path: "/keys", label: "API keys" },
   { path: "/members", label: "Members" },
   { path: "/enterprise", label: "Enterprise" },

@@ -10,7 +10,10 @@ at most 100 events per call; a timestamp within 35 days and at most 5 minutes ah
 a session token; one call in flight per customer and meter, else 429), and can be made
 to fail: ``fail_next(mode, n)`` with mode ``500``, ``429``, ``timeout`` (no answer
 in time, nothing recorded) or ``accept_then_timeout`` (events recorded, then no answer
-in time: the sender never sees its 2xx).
+in time: the sender never sees its 2xx). Connect transfers (``POST /v1/transfers`` to an
+``acct_`` destination) are kept in ``transfers``; ``fail_next_transfer("accept_then_timeout")``
+makes one transfer and then answers too late (a retry with its idempotency key gets the
+same transfer back).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+WEBHOOK_SECRET = "whsec_test_potluck"
 
 
 def _nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -70,6 +75,8 @@ class FakeStripe:
     concurrency_violations: int = 0
     failures: list[str] = field(default_factory=list)
     idempotent: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    transfers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    transfer_failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _in_flight: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     url: str = ""
@@ -78,6 +85,16 @@ class FakeStripe:
     def fail_next(self, mode: str, n: int = 1) -> None:
         with self.lock:
             self.failures += [mode] * n
+
+    def fail_next_transfer(self, mode: str, n: int = 1) -> None:
+        with self.lock:
+            self.transfer_failures += [mode] * n
+
+    def transferred(self, destination: str) -> int:
+        """Sum of the transfers the fake made to ``destination`` (minor units)."""
+        with self.lock:
+            return sum(t["amount"] for t in self.transfers.values()
+                       if t["destination"] == destination)
 
     def total(self, customer: str) -> int:
         """Sum of the meter event values the fake holds for ``customer``."""
@@ -152,6 +169,11 @@ class FakeStripe:
         status, body = self._route(method, path, params)
         if method == "POST" and key and status < 500:
             self.idempotent[key] = (status, json.dumps(body).encode())
+        if path == "/v1/transfers":
+            with self.lock:
+                mode = self.transfer_failures.pop(0) if self.transfer_failures else None
+            if mode == "accept_then_timeout":
+                time.sleep(self.hang_seconds)
         self._send(handler, status, body)
 
     def _route(self, method: str, path: str, params: dict[str, Any]) -> tuple[int, Any]:
@@ -177,6 +199,19 @@ class FakeStripe:
                                            "customer": params.get("customer"),
                                            "items": params.get("items")}
                 return 200, self.subscriptions[sid]
+            if path == "/v1/transfers" and method == "POST":
+                destination = str(params.get("destination") or "")
+                if not destination.startswith("acct_"):
+                    return 400, {"error": {"type": "invalid_request_error",
+                                           "message": f"No such destination: '{destination}'",
+                                           "code": "resource_missing"}}
+                tid = "tr_" + secrets.token_hex(7)
+                self.transfers[tid] = {"id": tid, "object": "transfer", "created": now,
+                                       "amount": int(params["amount"]),
+                                       "currency": params.get("currency"),
+                                       "destination": destination,
+                                       "metadata": params.get("metadata", {})}
+                return 200, self.transfers[tid]
             if path == "/v1/billing/meters":
                 if method == "POST":
                     mid = "mtr_" + secrets.token_hex(7)
