@@ -11,7 +11,7 @@ export interface Call { url: string; method: string; headers: Record<string, str
 
 /** `never`: the server does not answer (yet): the page shows its loading state. `text`: a
  * non-JSON body (e.g. a proxy's HTML error page). */
-type Answer = { status?: number; body?: unknown; stream?: string[]; never?: boolean; text?: string;
+export type Answer = { status?: number; body?: unknown; stream?: string[]; never?: boolean; text?: string;
   headers?: Record<string, string> };
 type Handler = (call: Call) => Answer;
 
