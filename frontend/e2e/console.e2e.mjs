@@ -72,6 +72,9 @@ writeFileSync(good, dataset(32));
 writeFileSync(bad, `${dataset(2)}${JSON.stringify({ messages: [{ role: "user", content: "hi" }] })}\n`);
 writeFileSync(requests, batchRequests());
 
+const BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+  "--no-first-run", "--disable-background-networking", "--disable-component-update",
+  "--disable-sync"];
 // A fresh profile each run (playwright passes it as --user-data-dir); a laptop's width.
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: CHROMIUM,
@@ -108,10 +111,6 @@ async function shotBoth(name, on = page) {
   await shot(name, on);
   await on.setViewportSize(DESKTOP);
 }
-
-const BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-  "--disable-sync"];
 
 function nav() {
   return page.getByRole("navigation", { name: "Console" });
@@ -491,6 +490,7 @@ try {
       const who = other.getByRole("navigation", { name: "Console" });
       await who.getByText(NEWCOMER, { exact: true }).waitFor();
       assert.match(await who.textContent(), /\(member\)/);
+      await shot("16-invitation-joined", other);
       // The link is used up.
       await other.goto(link);
       await other.getByRole("heading", { level: 1, name: "This invitation has already been accepted" }).waitFor();

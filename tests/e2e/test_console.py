@@ -46,7 +46,7 @@ REPLICA_QUOTA = 1  # the organization's, so that scaling to 2 is refused by the 
 PAGES = ("01-sign-in", "02-overview", "03-models", "04-keys", "05-playground", "09-batches",
          "10-usage", "11-members", "12-enterprise", "14-not-found")
 DESKTOP_ONLY = ("05-playground-refused", "06-fine-tuning-running", "07-fine-tuning-succeeded",
-                "08-playground-fine-tuned", "13-session-ended")
+                "08-playground-fine-tuned", "13-session-ended", "16-invitation-joined")
 PHONE_ONLY = ("00-menu", "07-fine-tuning-job")
 # The invitation pages and the throttled sign-in, at both sizes.
 BOTH_NEW = ("15-members-invited", "16-invitation-link", "17-sign-in-throttled",
