@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 /** The organization's capacity quotas (GET /api/me), shown where a person uses them. */
 import { useQuery } from "@tanstack/react-query";
-import { ApiError, api } from "../api/client";
+import { ApiError, api, getOrganization } from "../api/client";
 import type { Deployment, FineTuneJob, Me, Quotas } from "../api/types";
 
 /** Fine-tuning jobs that count against `concurrent_fine_tunes` (the server's ACTIVE_STATUSES). */
 export const ACTIVE_JOB_STATUSES = ["validating_files", "queued", "running"];
 
+/** The quotas of the organization the console acts in; null until known. */
 export function useQuotas(): Quotas | null {
-  const me = useQuery({ queryKey: ["me"], queryFn: () => api<Me>("/api/me") });
+  const me = useQuery({ queryKey: ["me", getOrganization()], queryFn: () => api<Me>("/api/me") });
   const quotas = me.data?.organization?.quotas;
   return quotas && typeof quotas.replicas === "number" ? quotas : null;
 }
