@@ -3,12 +3,18 @@
 // person lives it: sign in, scale and undeploy (with confirmations), create and revoke a
 // key, chat in the Playground (a refused long prompt, then a normal one; a model that is
 // not deployed), fine-tune and watch the whole loss curve, try the result, create a batch
-// from an uploaded file, see usage, manage members, lose the session and come back to the
-// page, and then walk every page again at a phone's width.
-// Usage: BASE_URL=… EMAIL=… PASSWORD=… ARTIFACTS=dir [TEAM_MODEL=…] node e2e/console.e2e.mjs
+// from an uploaded file, see usage, manage members, invite someone new who joins by the
+// operator's link in another browser (and is throttled after guessing passwords), answer an
+// invitation to another organization, lose the session and come back to the page, and then
+// walk every page again at a phone's width.
+// Usage: BASE_URL=… EMAIL=… PASSWORD=… ARTIFACTS=dir [TEAM_MODEL=…] [PYTHON=…]
+//   [NEWCOMER=…] [OTHER_ORG=…] [REPLICA_QUOTA=…] node e2e/console.e2e.mjs
+// PYTHON runs `python -m potluck invitations link ID` (the operator's command, as mail is
+// not configured) with this process's environment (POTLUCK_DATA_DIR of the running server).
 // Screenshots of every page at 1280×800 (desktop-*.png) and 390×844 (phone-*.png) land in
 // $ARTIFACTS; exits non-zero on the first failure.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,6 +30,14 @@ const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TEAM_MODEL = process.env.TEAM_MODEL ?? "team-demo";
 // Another member of the organization (a "member"), whose role is changed, then removed.
 const MEMBER = process.env.MEMBER ?? "bob@potluck.test";
+// Someone with no account yet, invited in the console; they join by the operator's link.
+const NEWCOMER = process.env.NEWCOMER ?? "newcomer@potluck.test";
+const NEWCOMER_PASSWORD = "a new member's own passphrase";
+const PYTHON = process.env.PYTHON ?? "python3";
+// Another organization that has invited EMAIL (the test's setup): answered in the console.
+const OTHER_ORG = process.env.OTHER_ORG ?? "Globex";
+// The organization's replica quota, set by the operator in the test's setup.
+const REPLICA_QUOTA = Number(process.env.REPLICA_QUOTA ?? "1");
 assert.ok(BASE && EMAIL && PASSWORD, "set BASE_URL, EMAIL and PASSWORD");
 mkdirSync(ARTIFACTS, { recursive: true });
 
@@ -58,13 +72,15 @@ writeFileSync(good, dataset(32));
 writeFileSync(bad, `${dataset(2)}${JSON.stringify({ messages: [{ role: "user", content: "hi" }] })}\n`);
 writeFileSync(requests, batchRequests());
 
+const BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+  "--no-first-run", "--disable-background-networking", "--disable-component-update",
+  "--disable-sync"];
 // A fresh profile each run (playwright passes it as --user-data-dir); a laptop's width.
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: CHROMIUM,
   headless: true,
   viewport: DESKTOP,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  args: BROWSER_ARGS,
 });
 const steps = [];
 let page;
@@ -77,12 +93,23 @@ async function step(name, body) {
   console.log(`ok (${((Date.now() - began) / 1000).toFixed(1)} s)`);
 }
 
-async function shot(name) {
-  const size = page.viewportSize();
+async function shot(name, on = page) {
+  const size = on.viewportSize();
   const kind = size && size.width <= PHONE.width ? "phone" : "desktop";
   // From the top: a full-page capture draws the sticky top bar where the page is scrolled.
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: join(ARTIFACTS, `${kind}-${name}.png`), fullPage: true });
+  await on.evaluate(() => window.scrollTo(0, 0));
+  await on.screenshot({ path: join(ARTIFACTS, `${kind}-${name}.png`), fullPage: true });
+}
+
+/** A new page at both sizes: 1280×800, then 390×844 (nothing off to the side), then back. */
+async function shotBoth(name, on = page) {
+  await shot(name, on);
+  await on.setViewportSize(PHONE);
+  const [scroll, width] = await on.evaluate(() => [document.documentElement.scrollWidth,
+    document.documentElement.clientWidth]);
+  assert.ok(scroll <= width + 1, `${name} on a phone: the page scrolls sideways (${scroll} > ${width})`);
+  await shot(name, on);
+  await on.setViewportSize(DESKTOP);
 }
 
 function nav() {
@@ -169,6 +196,14 @@ try {
     await replicas.press("Enter");
     const refused = page.locator(`form[aria-label="Scale ${TEAM_MODEL}"] .field-error`);
     assert.equal(await refused.textContent(), "From 0 to 16 replicas.");
+    // Within the per-deployment cap, but over the organization's quota: the server refuses,
+    // beside the box, and the page says how much of the quota is in use.
+    const quota = page.getByTestId("replica-quota");
+    assert.match(await quota.textContent(), new RegExp(`^0 of ${REPLICA_QUOTA} replicas in use`));
+    await replicas.fill(String(REPLICA_QUOTA + 1));
+    await replicas.press("Enter");
+    await refused.filter({ hasText: `at most ${REPLICA_QUOTA} replicas` }).waitFor();
+    assert.match(await refused.textContent(), /over its quota/);
     await shot("03-models");
     await replicas.fill("0");
     const undeploy = page.getByRole("button", { name: `Undeploy ${TEAM_MODEL}` });
@@ -408,6 +443,118 @@ try {
     await confirmAfterKeeping(() => page.getByRole("button", { name: `Remove ${MEMBER}` }).click(),
       `Remove ${MEMBER}?`, "Remove", /lose access/);
     await page.getByRole("cell", { name: MEMBER, exact: true }).waitFor({ state: "detached" });
+  });
+
+  let invitationId = "";
+  await step("invitations: an owner invites a new email; mail is not configured, so the operator's command is named", async () => {
+    await go("Members");
+    await page.getByLabel("Email", { exact: true }).fill(NEWCOMER);
+    await page.getByLabel("Role", { exact: true }).selectOption("member");
+    await page.getByRole("button", { name: "Invite", exact: true }).click();
+    const told = page.getByTestId("invite-delivery");
+    await told.waitFor();
+    assert.equal(await told.getAttribute("data-delivery"), "not_configured");
+    assert.match(await told.textContent(), /does not send email/);
+    const command = await page.getByTestId("link-command").textContent();
+    [, invitationId] = /^potluck invitations link ([0-9a-f-]{36})$/.exec(command);
+    const pending = page.getByRole("table", { name: "Pending invitations" });
+    await pending.getByRole("cell", { name: NEWCOMER, exact: true }).waitFor();
+    assert.equal(await page.getByRole("cell", { name: NEWCOMER, exact: true }).count(), 1,
+      "invited, not yet a member");
+    await shotBoth("15-members-invited");
+  });
+
+  await step("invitations: the person opens the operator's link in a fresh browser, sets a password, lands as a member", async () => {
+    const link = execFileSync(PYTHON, ["-m", "potluck", "invitations", "link", invitationId,
+      "--url", BASE], { encoding: "utf8", timeout: 120_000 }).trim();
+    assert.match(link, new RegExp(`^${BASE}/invitations\\?token=[\\w-]+$`));
+    // Another browser: its own profile, no cookie of the owner's.
+    const freshProfile = mkdtempSync(join(tmpdir(), "potluck-chromium-newcomer-"));
+    const fresh = await chromium.launchPersistentContext(freshProfile, {
+      executablePath: CHROMIUM, headless: true, viewport: DESKTOP, args: BROWSER_ARGS });
+    try {
+      const other = fresh.pages()[0] ?? await fresh.newPage();
+      other.setDefaultTimeout(30_000);
+      other.on("pageerror", (error) => consoleErrors.push(String(error)));
+      await other.goto(link);
+      await other.getByRole("heading", { level: 1, name: /^Join .+ on Potluck$/ }).waitFor();
+      const summary = await other.getByTestId("invitation-summary").textContent();
+      assert.ok(summary.includes(EMAIL) && summary.includes(NEWCOMER) && summary.includes("member"),
+        `who invites whom, as what: ${summary}`);
+      await other.getByLabel("Password", { exact: true }).fill(NEWCOMER_PASSWORD);
+      await other.getByLabel("Repeat the password", { exact: true }).fill(NEWCOMER_PASSWORD);
+      await shotBoth("16-invitation-link", other);
+      await other.getByRole("button", { name: /^Create my account and join / }).click();
+      await other.getByRole("heading", { level: 1, name: "Overview" }).waitFor();
+      assert.equal(other.url(), `${BASE}/`, "the token is gone from the address bar");
+      const who = other.getByRole("navigation", { name: "Console" });
+      await who.getByText(NEWCOMER, { exact: true }).waitFor();
+      assert.match(await who.textContent(), /\(member\)/);
+      await shot("16-invitation-joined", other);
+      // The link is used up.
+      await other.goto(link);
+      await other.getByRole("heading", { level: 1, name: "This invitation has already been accepted" }).waitFor();
+
+      // Signed out, someone guesses the newcomer's password: after a few tries the server
+      // throttles (429 with Retry-After) and the button waits that long.
+      await other.goto(`${BASE}/`);
+      await other.getByRole("navigation", { name: "Console" }).getByRole("button", { name: "Sign out" }).click();
+      await other.getByRole("heading", { name: "Sign in to Potluck" }).waitFor();
+      await other.getByLabel("Email or username", { exact: true }).fill(NEWCOMER);
+      let throttled = null;
+      for (let i = 0; i < 12 && !throttled; i += 1) {
+        await other.getByLabel("Password", { exact: true }).fill(`guess number ${i}`);
+        const [answer] = await Promise.all([
+          other.waitForResponse((r) => r.url() === `${BASE}/api/session` && r.request().method() === "POST"),
+          other.getByRole("button", { name: "Sign in", exact: true }).click(),
+        ]);
+        if (answer.status() === 429) throttled = answer;
+        else assert.equal(answer.status(), 400, "a wrong password is refused");
+      }
+      assert.ok(throttled, "sign-in is throttled after repeated failures");
+      const wait = Number(throttled.headers()["retry-after"]);
+      assert.ok(wait > 0, "with Retry-After");
+      await other.getByRole("alert").filter({ hasText: /too many failed sign-ins; try again in \d+ seconds?/ }).waitFor();
+      const button = other.getByRole("button", { name: /^Try again in \d+ s$/ });
+      assert.equal(await button.isDisabled(), true, "the button waits");
+      await shotBoth("17-sign-in-throttled", other);
+      // Not locked out for good: once the wait is over, the right password is accepted.
+      await other.getByRole("button", { name: "Sign in", exact: true }).waitFor({ timeout: (wait + 15) * 1000 });
+      await other.getByRole("status").filter({ hasText: "You can try again now." }).waitFor();
+      await other.getByLabel("Password", { exact: true }).fill(NEWCOMER_PASSWORD);
+      await other.getByRole("button", { name: "Sign in", exact: true }).click();
+      await other.getByRole("heading", { level: 1, name: "Overview" }).waitFor();
+    } finally {
+      await fresh.close();
+      rmSync(freshProfile, { recursive: true, force: true });
+    }
+  });
+
+  await step("invitations: the owner's members list shows the newcomer; nothing pending", async () => {
+    await page.reload();
+    await page.getByRole("heading", { level: 1, name: "Members" }).waitFor();
+    const row = page.getByRole("row").filter({ hasText: NEWCOMER });
+    await row.getByLabel(`Role of ${NEWCOMER}`, { exact: true }).waitFor();
+    assert.equal(await row.getByLabel(`Role of ${NEWCOMER}`, { exact: true }).inputValue(), "member");
+    await page.getByText("No pending invitation").waitFor();
+  });
+
+  await step("invitations to the owner: a badge, the list, accepted", async () => {
+    const badge = nav().getByTestId("invitations-badge");
+    await badge.waitFor();
+    assert.match(await badge.textContent(), /Invitations\s*1/);
+    await badge.click();
+    await page.getByRole("heading", { level: 1, name: "Invitations" }).waitFor();
+    const table = page.getByRole("table", { name: "Invitations to you" });
+    await table.getByText(OTHER_ORG, { exact: true }).waitFor();
+    await shotBoth("18-invitations-received");
+    await page.getByRole("button", { name: `Accept the invitation to ${OTHER_ORG}` }).click();
+    await page.getByRole("status").filter({ hasText: `You joined ${OTHER_ORG} as admin.` }).waitFor();
+    await page.getByText("No invitation is waiting for you").waitFor();
+    await page.getByLabel("Organization", { exact: true }).locator("option", { hasText: OTHER_ORG })
+      .waitFor({ state: "attached" });
+    // Answered: no count any more (the entry stays while its page is open).
+    await nav().getByTestId("invitations-badge").locator(".count").waitFor({ state: "detached" });
   });
 
   await step("enterprise page", async () => {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-import { Link, Route, Routes } from "react-router-dom";
+import { Link, Route, Routes, useLocation } from "react-router-dom";
 import { Layout } from "./components/Layout";
 import { Batches } from "./pages/Batches";
 import { Billing } from "./billing/Billing";
@@ -7,6 +7,8 @@ import { Compliance } from "./pages/Compliance";
 import { Credits } from "./credits/Credits";
 import { Enterprise } from "./pages/Enterprise";
 import { FineTuning } from "./pages/FineTuning";
+import { InvitationLink } from "./invitations/InvitationLink";
+import { Invitations, NoOrganization } from "./invitations/Received";
 import { Keys } from "./pages/Keys";
 import { Members } from "./pages/Members";
 import { Models } from "./pages/Models";
@@ -29,23 +31,24 @@ export function NotFound() {
   );
 }
 
+/** The token of an invitation's link (`/invitations?token=…`), or null elsewhere. */
+export function invitationToken(pathname: string, search: string): string | null {
+  if (pathname.replace(/\/+$/, "") !== "/invitations") return null;
+  return new URLSearchParams(search).get("token") || null;
+}
+
 export function App() {
+  const { pathname, search } = useLocation();
+  const token = invitationToken(pathname, search);
   return (
     <SessionProvider fallback={<p className="loading" role="status">Loading the console…</p>}>
       {({ session, org, expired, signedIn }) => {
+        // An invitation's link works signed in or not: the page says what it needs.
+        if (token) return <InvitationLink token={token} />;
         if (!session.authenticated) {
           return <SignIn expired={expired} onSignedIn={signedIn} />;
         }
-        if (!org) {
-          return (
-            <main className="sign-in">
-              <EmptyState title="You are not a member of any organization">
-                Ask an admin to add you (<code>potluck users add {session.user?.email} --org …</code>),
-                or create one with <code>potluck orgs create</code>.
-              </EmptyState>
-            </main>
-          );
-        }
+        if (!org) return <NoOrganization />;
         return (
           <Layout>
             <Routes key={org.slug}>
@@ -61,6 +64,7 @@ export function App() {
               <Route path="/members" element={<Members />} />
               <Route path="/enterprise" element={<Enterprise />} />
               <Route path="/compliance" element={<Compliance />} />
+              <Route path="/invitations" element={<Invitations />} />
               <Route path="*" element={<NotFound />} />
             </Routes>
           </Layout>

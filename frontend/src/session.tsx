@@ -3,6 +3,7 @@
 import { createContext, useContext, useEffect, useState, type ReactNode } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, setOrganization, setUnauthorizedHandler } from "./api/client";
+import { forgetPlaygroundKeys } from "./api/playgroundKey";
 import type { OrgRole, Session } from "./api/types";
 
 interface SessionState {
@@ -70,6 +71,20 @@ export function SessionProvider({ children, fallback }: {
     },
   };
   return <SessionContext.Provider value={state}>{children(state)}</SessionContext.Provider>;
+}
+
+/**
+ * Signs out: forgets this browser's Playground keys, then ends the session (or follows the
+ * sign-out address an extension gave, e.g. SSO's) and shows sign-in.
+ */
+export async function signOut(state: Pick<SessionState, "session" | "refresh">): Promise<void> {
+  forgetPlaygroundKeys();
+  if (state.session.logout_url !== "/api/session") {
+    window.location.assign(state.session.logout_url);
+    return;
+  }
+  await api("/api/session", { method: "DELETE" });
+  await state.refresh();
 }
 
 export function useSession(): SessionState {

@@ -11,7 +11,8 @@ export interface Call { url: string; method: string; headers: Record<string, str
 
 /** `never`: the server does not answer (yet): the page shows its loading state. `text`: a
  * non-JSON body (e.g. a proxy's HTML error page). */
-type Answer = { status?: number; body?: unknown; stream?: string[]; never?: boolean; text?: string };
+export type Answer = { status?: number; body?: unknown; stream?: string[]; never?: boolean; text?: string;
+  headers?: Record<string, string> };
 type Handler = (call: Call) => Answer;
 
 /** Replaces fetch with `handler`; returns the calls made. */
@@ -43,7 +44,8 @@ export function fakeServer(handler: Handler): Call[] {
         headers: { "Content-Type": "text/html" } });
     }
     return new Response(answer.body === undefined ? null : JSON.stringify(answer.body), {
-      status: answer.status ?? 200, headers: { "Content-Type": "application/json" },
+      status: answer.status ?? 200,
+      headers: { "Content-Type": "application/json", ...answer.headers },
     });
   });
   return calls;

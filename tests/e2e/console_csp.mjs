@@ -43,6 +43,15 @@ try {
     await page.waitForLoadState("networkidle");
     visited.push(label);
   }
+  // The invitations pages: a person's own, and a link's (an unknown token: it says so).
+  await page.goto(`${BASE_URL}/invitations`);
+  await page.getByRole("heading", { level: 1, name: "Invitations" }).waitFor();
+  await page.waitForLoadState("networkidle");
+  visited.push("Invitations");
+  await page.goto(`${BASE_URL}/invitations?token=not-a-real-token`);
+  await page.getByRole("heading", { level: 1, name: "This invitation link does not work" }).waitFor();
+  await page.waitForLoadState("networkidle");
+  visited.push("Invitation link");
   console.log(JSON.stringify({ csp, pages: visited, violations }));
 } finally {
   await context.close();

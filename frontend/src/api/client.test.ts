@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ApiError, api, errorFromBody, items, setOrganization } from "./client";
+import { ApiError, api, errorFromBody, items, parseRetryAfter, setOrganization } from "./client";
 import { fakeServer } from "../test-utils";
 
 afterEach(() => { vi.unstubAllGlobals(); setOrganization(null); });
@@ -24,6 +24,27 @@ describe("errorFromBody", () => {
   it("says how to fix it when the body says nothing", () => {
     expect(errorFromBody(401, null).message).toMatch(/sign in again/);
     expect(errorFromBody(502, "oops").message).toMatch(/502/);
+  });
+});
+
+describe("parseRetryAfter", () => {
+  it("reads seconds or an HTTP date (RFC 9110), and nothing else", () => {
+    expect(parseRetryAfter("17")).toBe(17);
+    const now = Date.parse("2030-01-01T00:00:00Z");
+    expect(parseRetryAfter("Tue, 01 Jan 2030 00:00:30 GMT", now)).toBe(30);
+    expect(parseRetryAfter("Mon, 31 Dec 2029 23:59:00 GMT", now)).toBe(0);
+    expect(parseRetryAfter(null)).toBeNull();
+    expect(parseRetryAfter("soon")).toBeNull();
+  });
+
+  it("comes with the error of a throttled call", async () => {
+    fakeServer(() => ({ status: 429, headers: { "Retry-After": "12" },
+      body: { detail: "too many failed sign-ins; try again in 12 seconds" } }));
+    const error = await api("/api/session", { method: "POST", body: {} })
+      .catch((e: unknown) => e) as ApiError;
+    expect(error).toBeInstanceOf(ApiError);
+    expect([error.status, error.retryAfter, error.message])
+      .toEqual([429, 12, "too many failed sign-ins; try again in 12 seconds"]);
   });
 });
 

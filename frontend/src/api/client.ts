@@ -9,15 +9,30 @@ export class ApiError extends Error {
   readonly fields: FieldErrors;
   /** OpenAI's error `code` where the server gave one (e.g. "model_not_deployed"). */
   readonly code: string | null;
+  /** Seconds to wait before asking again (the answer's `Retry-After`), where it said. */
+  readonly retryAfter: number | null;
 
   constructor(status: number, message: string, fields: FieldErrors = {},
-    code: string | null = null) {
+    code: string | null = null, retryAfter: number | null = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.fields = fields;
     this.code = code;
+    this.retryAfter = retryAfter;
   }
+}
+
+/**
+ * `Retry-After` in seconds: RFC 9110 allows a number of seconds or an HTTP date. Null when
+ * absent or unreadable.
+ */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | null {
+  if (!value) return null;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const when = Date.parse(text);
+  return Number.isNaN(when) ? null : Math.max(0, Math.ceil((when - now) / 1000));
 }
 
 const HINTS: Record<number, string> = {
@@ -36,8 +51,12 @@ function firstMessage(value: unknown): string {
   return value == null ? "" : String(value);
 }
 
-/** DRF's `{field: [msg]}` / `{detail}` and OpenAI's `{error: {message, param}}`, as one error. */
-export function errorFromBody(status: number, body: unknown): ApiError {
+/**
+ * DRF's `{field: [msg]}` / `{detail}` and OpenAI's `{error: {message, param}}`, as one error;
+ * `retryAfter` (seconds) is the answer's `Retry-After`, e.g. of a throttled sign-in (429).
+ */
+export function errorFromBody(status: number, body: unknown,
+  retryAfter: number | null = null): ApiError {
   if (body && typeof body === "object") {
     const data = body as Record<string, unknown>;
     const openai = data.error;
@@ -45,10 +64,11 @@ export function errorFromBody(status: number, body: unknown): ApiError {
       const { message, param, code } = openai as {
         message?: string; param?: string | null; code?: string | null };
       const text = message || `request failed (${status})`;
-      return new ApiError(status, text, param ? { [param]: text } : {}, code ?? null);
+      return new ApiError(status, text, param ? { [param]: text } : {}, code ?? null,
+        retryAfter);
     }
     if (typeof data.detail === "string") {
-      return new ApiError(status, data.detail);
+      return new ApiError(status, data.detail, {}, null, retryAfter);
     }
     const fields: FieldErrors = {};
     for (const [name, value] of Object.entries(data)) fields[name] = firstMessage(value);
@@ -57,10 +77,11 @@ export function errorFromBody(status: number, body: unknown): ApiError {
       const summary = names
         .map((n) => (n === "non_field_errors" ? fields[n] : `${n}: ${fields[n]}`))
         .join("; ");
-      return new ApiError(status, summary, fields);
+      return new ApiError(status, summary, fields, null, retryAfter);
     }
   }
-  return new ApiError(status, HINTS[status] ?? `The server answered ${status}: try again.`);
+  return new ApiError(status, HINTS[status] ?? `The server answered ${status}: try again.`,
+    {}, null, retryAfter);
 }
 
 export function readCookie(name: string): string | null {
@@ -143,7 +164,8 @@ export async function rawRequest(path: string, options: RequestOptions = {}): Pr
       onUnauthorized();
       throw new ApiError(401, HINTS[401]);
     }
-    throw errorFromBody(response.status, parsed);
+    throw errorFromBody(response.status, parsed,
+      parseRetryAfter(response.headers.get("Retry-After")));
   }
   return response;
 }

@@ -84,3 +84,43 @@ export interface Batch {
   request_counts: { total: number; completed: number; failed: number } | null;
   errors?: { data: { message: string; line?: number | null }[] } | null;
 }
+
+/** An organization's capacity quotas (the operator sets them: `potluck orgs quota`). */
+export interface Quotas { replicas: number; gpus: number; concurrent_fine_tunes: number }
+
+export interface Organization { id: string; slug: string; name: string; quotas: Quotas; created_at: string }
+
+/** GET /api/me: the organization the console acts in, and what the caller may do there. */
+export interface Me {
+  organization: Organization; user: string | null; api_key: string | null; role: string | null;
+  capabilities: string[];
+}
+
+export type InvitationStatus = "pending" | "accepted" | "declined" | "revoked" | "expired";
+
+/** An organization's invitation (GET /api/invitations). */
+export interface Invitation {
+  id: string; email: string; role: string; status: InvitationStatus; invited_by: string | null;
+  created_at: string; expires_at: string; accepted_at: string | null;
+  declined_at: string | null; revoked_at: string | null;
+}
+
+/** The answer to an invitation (POST /api/invitations): how its email went. */
+export interface SentInvitation extends Invitation { delivery: "sent" | "not_configured" | "failed" }
+
+export interface OrganizationRef { id: string; slug: string; name: string }
+
+/** GET /api/invitations/token?token=: what an emailed link is for. */
+export interface TokenInvitation {
+  organization: OrganizationRef; email: string; role: string; invited_by: string | null;
+  expires_at: string; has_account: boolean;
+}
+
+/** GET /api/invitations/received: a pending invitation to the signed-in person. */
+export interface ReceivedInvitation {
+  id: string; organization: OrganizationRef; email: string; role: string;
+  invited_by: string | null; created_at: string; expires_at: string;
+}
+
+/** An accepted invitation: the organization joined, as what. */
+export interface Joined { organization: OrganizationRef; role: string; email: string }

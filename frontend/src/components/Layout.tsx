@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 import { useEffect, useRef, useState, type ReactNode } from "react";
-import { NavLink, useLocation } from "react-router-dom";
-import { api } from "../api/client";
-import { forgetPlaygroundKeys } from "../api/playgroundKey";
-import { rememberOrg, useSession } from "../session";
+import { Link, NavLink, useLocation } from "react-router-dom";
+import { useReceivedInvitations } from "../invitations/Received";
+import { rememberOrg, signOut, useSession } from "../session";
 
 export const PAGES = [
   { path: "/", label: "Overview" },
@@ -20,10 +19,18 @@ export const PAGES = [
   { path: "/compliance", label: "Compliance" },
 ];
 
+/** Pages the navigation names only when they have something: invitations to the person. */
+const OTHER_PAGES = [{ path: "/invitations", label: "Invitations" }];
+
 /** The page a path shows ("/fine-tuning/ftjob-1" is Fine-tuning); null when none. */
 export function pageOf(pathname: string): string | null {
   const first = `/${pathname.split("/")[1] ?? ""}`;
-  return PAGES.find((p) => p.path === first)?.label ?? null;
+  return [...PAGES, ...OTHER_PAGES].find((p) => p.path === first)?.label ?? null;
+}
+
+/** "2 invitations": how many wait for the person. */
+function invitationsText(count: number): string {
+  return `${count} invitation${count === 1 ? "" : "s"}`;
 }
 
 /**
@@ -54,6 +61,8 @@ export function Layout({ children }: { children: ReactNode }) {
   const { session, org, refresh } = useSession();
   const [menuOpen, setMenuOpen] = useState(false);
   const { pathname } = useLocation();
+  const waiting = useReceivedInvitations().data?.length ?? 0;
+  const onInvitations = pageOf(pathname) === "Invitations";
   useAnnouncePage();
   useEffect(() => setMenuOpen(false), [pathname]);
   return (
@@ -61,6 +70,8 @@ export function Layout({ children }: { children: ReactNode }) {
       <a className="skip" href="#main">Skip to content</a>
       <header className="topbar">
         <span className="brand">Potluck</span>
+        {waiting ? <Link to="/invitations" className="invitations-badge" data-testid="invitations-badge-top">
+          {invitationsText(waiting)}</Link> : null}
         <button type="button" className="secondary menu-button" aria-expanded={menuOpen}
           aria-controls="console-nav" onClick={() => setMenuOpen(!menuOpen)}>
           {menuOpen ? "Close menu" : "Menu"}</button>
@@ -73,6 +84,14 @@ export function Layout({ children }: { children: ReactNode }) {
               <NavLink to={page.path} end={page.path === "/"}>{page.label}</NavLink>
             </li>
           ))}
+          {waiting || onInvitations ? (
+            <li>
+              <NavLink to="/invitations" data-testid="invitations-badge">Invitations
+                {waiting ? <> <span className="count" aria-hidden="true">{waiting}</span>
+                  <span className="sr-only">({invitationsText(waiting)} waiting)</span></> : null}
+              </NavLink>
+            </li>
+          ) : null}
         </ul>
         <div className="who">
           {session.organizations.length > 1 ? (
@@ -89,15 +108,8 @@ export function Layout({ children }: { children: ReactNode }) {
             </>
           ) : <div>{org?.name} <span className="muted">({org?.role})</span></div>}
           <div className="muted">{session.user?.email || session.user?.username}</div>
-          <button type="button" className="secondary" onClick={async () => {
-            forgetPlaygroundKeys();
-            if (session.logout_url !== "/api/session") {
-              window.location.assign(session.logout_url);
-              return;
-            }
-            await api("/api/session", { method: "DELETE" });
-            await refresh();
-          }}>Sign out</button>
+          <button type="button" className="secondary"
+            onClick={() => signOut({ session, refresh })}>Sign out</button>
         </div>
       </nav>
       <main id="main" tabIndex={-1}>{children}</main>

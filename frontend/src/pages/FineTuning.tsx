@@ -8,6 +8,7 @@ import { ApiError, api, items } from "../api/client";
 import type { FileObject, FineTuneEvent, FineTuneJob, LossCurve, Model } from "../api/types";
 import { Busy, DataTable, EmptyState, ErrorMessage, Loadable, Loading, Section, ago, duration,
   formatBytes, modelLabel, useConfirm } from "../components/ui";
+import { QuotaUse, activeJobs, isQuotaRefusal, useQuotas } from "../components/quota";
 
 const FINISHED = ["succeeded", "failed", "cancelled"];
 const PAUSABLE = ["queued", "running"];
@@ -118,9 +119,14 @@ function CreateJobForm({ onCreated }: { onCreated: (job: FineTuneJob) => void })
           <label htmlFor="ft-lr">Learning rate multiplier</label>
           <input id="ft-lr" type="number" min={0.01} step="any" value={lr} onChange={(e) => setLr(Number(e.target.value))} />
           <span />
-          <button type="submit" disabled={create.isPending || !fileId}>
+          <button type="submit" disabled={create.isPending || !fileId}
+            aria-describedby={isQuotaRefusal(create.error) ? "ft-quota-refusal" : undefined}>
             {create.isPending ? <Busy label="Creating" /> : "Start fine-tuning"}</button>
-          <ErrorMessage error={create.error} />
+          {isQuotaRefusal(create.error) ? (
+            <p role="alert" className="error" id="ft-quota-refusal" data-testid="quota-refusal">
+              {create.error.message} — a slot frees up when a job finishes, or when you pause
+              or cancel one.</p>
+          ) : <ErrorMessage error={create.error} />}
         </form>
       )}
     </Loadable>
@@ -286,6 +292,7 @@ export function FineTuning() {
     queryFn: async () => items(await api<{ data: FineTuneJob[] }>("/v1/fine_tuning/jobs",
       { query: { limit: 50 } })) });
   const fileName = (id: string) => files.data?.find((f) => f.id === id)?.filename ?? id;
+  const quotas = useQuotas();
   return (
     <>
       <h1>Fine-tuning</h1>
@@ -294,6 +301,10 @@ export function FineTuning() {
           label={'Dataset (JSONL, one {"messages": [...]} per line)'} />
       </Section>
       <Section title="New job">
+        {quotas && jobs.data ? (
+          <QuotaUse used={activeJobs(jobs.data)} limit={quotas.concurrent_fine_tunes}
+            noun="fine-tuning jobs at once (checking, queued or training)" testId="fine-tune-quota" />
+        ) : null}
         <CreateJobForm onCreated={(job) => navigate(`/fine-tuning/${job.id}`)} />
       </Section>
       <Section title="Jobs">

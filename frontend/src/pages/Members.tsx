@@ -1,50 +1,28 @@
 // SPDX-License-Identifier: Apache-2.0
-import { useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, items } from "../api/client";
 import type { Member } from "../api/types";
-import { Busy, EmptyState, ErrorMessage, FieldError, Loadable, Section, fieldError, useConfirm }
-  from "../components/ui";
-
-const ROLES = ["owner", "admin", "member", "viewer"];
+import { EmptyState, ErrorMessage, Loadable, Section, useConfirm } from "../components/ui";
+import { InviteForm, PendingInvitations, ROLES } from "../invitations/Sent";
 
 export function Members() {
   const client = useQueryClient();
   const [confirm, dialog] = useConfirm();
-  const [email, setEmail] = useState("");
-  const [role, setRole] = useState("member");
   const members = useQuery({ queryKey: ["members"],
     queryFn: async () => items(await api<{ results: Member[] }>("/api/members")) });
   const refresh = () => client.invalidateQueries({ queryKey: ["members"] });
-  const invite = useMutation({
-    mutationFn: () => api<Member>("/api/members", { method: "POST", body: { email, role } }),
-    onSuccess: async () => { setEmail(""); await refresh(); },
-  });
   const change = useMutation({
     mutationFn: (call: { id: string; role?: string }) => call.role
       ? api(`/api/members/${call.id}`, { method: "PATCH", body: { role: call.role } })
       : api(`/api/members/${call.id}`, { method: "DELETE" }),
     onSettled: refresh,
   });
-  const submit = (e: FormEvent) => { e.preventDefault(); invite.mutate(); };
   return (
     <>
       <h1>Members</h1>
       {dialog}
-      <Section title="Invite">
-        <form className="inline-form" aria-label="Invite a member" onSubmit={submit}>
-          <div><label htmlFor="invite-email">Email</label>
-            <input id="invite-email" type="email" value={email} onChange={(e) => setEmail(e.target.value)} required />
-            <FieldError id="invite-email-error" message={fieldError(invite.error, "email")} /></div>
-          <div><label htmlFor="invite-role">Role</label>
-            <select id="invite-role" value={role} onChange={(e) => setRole(e.target.value)}>
-              {ROLES.map((r) => <option key={r}>{r}</option>)}</select></div>
-          <button type="submit" disabled={invite.isPending}>{invite.isPending ? <Busy label="Inviting" /> : "Invite"}</button>
-          {invite.error && !fieldError(invite.error, "email") ? <ErrorMessage error={invite.error} /> : null}
-        </form>
-        <p className="hint">New people set their password with <code>potluck users set-password</code>
-          (or sign in with SSO where enterprise enables it).</p>
-      </Section>
+      <Section title="Invite"><InviteForm /></Section>
+      <Section title="Pending invitations"><PendingInvitations /></Section>
       <Section title="Members">
         <ErrorMessage error={change.error} />
         <Loadable query={members} label="members" isEmpty={(list) => !list.length}

@@ -5,6 +5,7 @@ import { api, items } from "../api/client";
 import type { Deployment, Model } from "../api/types";
 import { Busy, DataTable, EmptyState, ErrorMessage, FieldError, Loadable, Section, fieldError,
   formatBytes, modelLabel, useConfirm } from "../components/ui";
+import { QuotaUse, replicasInUse, useQuotas } from "../components/quota";
 import { StateBadge } from "./Overview";
 
 export const MAX_REPLICAS = 16;
@@ -99,9 +100,17 @@ export function Models() {
     queryFn: async () => items(await api<{ results: Model[] }>("/api/models")) });
   const deployments = useQuery({ queryKey: ["deployments"], refetchInterval: 3000,
     queryFn: async () => items(await api<{ results: Deployment[] }>("/api/deployments")) });
+  const quotas = useQuotas();
   const change = useMutation({
     mutationFn: (call: { path: string; method: string; body?: unknown }) =>
       api(call.path, { method: call.method, body: call.body }),
+    onSettled: () => client.invalidateQueries({ queryKey: ["deployments"] }),
+  });
+  // Deploying one model: a refusal (e.g. over the organization's replica quota) is said
+  // beside that model's Deploy button.
+  const deploy = useMutation({
+    mutationFn: (model: Model) => api("/api/deployments", { method: "POST",
+      body: { model: model.name, replicas: 1 } }),
     onSettled: () => client.invalidateQueries({ queryKey: ["deployments"] }),
   });
   const live = (model: Model) => deployments.data?.find(
@@ -115,6 +124,11 @@ export function Models() {
       <Section title="Register a model from a local directory"><RegisterForm models={models.data} /></Section>
       <Section title="Registered models and adapters">
         <ErrorMessage error={change.error ?? deployments.error} />
+        {quotas && deployments.data ? (
+          <QuotaUse used={replicasInUse(deployments.data)} limit={quotas.replicas}
+            noun="replicas in use" testId="replica-quota"
+            extra={`at most ${quotas.gpus} GPU${quotas.gpus === 1 ? "" : "s"}`} />
+        ) : null}
         <Loadable query={models} label="models" isEmpty={(m) => !m.length} empty={
           <EmptyState title="No model is registered">
             Register a directory above, or on the server with <code>potluck models add</code>.
@@ -156,10 +170,19 @@ export function Models() {
                     </div>
                   );
                 }
-                return <button type="button" disabled={change.isPending}
-                  aria-label={`Deploy ${m.name}`} onClick={() => change.mutate({
-                    path: "/api/deployments", method: "POST", body: { model: m.name, replicas: 1 } })}>
-                  Deploy</button>;
+                const refused = deploy.variables?.id === m.id ? deploy.error : null;
+                const id = `deploy-${m.id}-error`;
+                return (
+                  <div className="deploy">
+                    <button type="button" disabled={change.isPending || deploy.isPending}
+                      aria-label={`Deploy ${m.name}`} aria-describedby={refused ? id : undefined}
+                      onClick={() => deploy.mutate(m)}>
+                      {deploy.isPending && deploy.variables?.id === m.id
+                        ? <Busy label="Deploying" /> : "Deploy"}</button>
+                    <FieldError id={id} message={refused
+                      ? fieldError(refused, "replicas") ?? refused.message : undefined} />
+                  </div>
+                );
               } },
             ]} />
           )}

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { screen, waitFor } from "@testing-library/react";
+import { act, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { Route, Routes } from "react-router-dom";
 import { fakeServer, renderPage } from "../test-utils";
@@ -37,6 +37,32 @@ describe("Sign in", () => {
     await userEvent.type(screen.getByLabelText("Password"), "wrong");
     await userEvent.click(screen.getByRole("button", { name: "Sign in" }));
     expect(await screen.findByRole("alert")).toHaveTextContent("invalid email or password");
+  });
+
+  it("when throttled (429), says so and keeps the button off for Retry-After seconds", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    try {
+      const detail = "too many failed sign-ins; try again in 3 seconds";
+      const calls = fakeServer((call) => call.url.startsWith("/api/session/providers")
+        ? { body: { providers: [] } }
+        : { status: 429, body: { detail }, headers: { "Retry-After": "3" } });
+      renderPage(<SignIn onSignedIn={() => undefined} />);
+      const user = userEvent.setup({ advanceTimers: vi.advanceTimersByTime });
+      await user.type(screen.getByLabelText("Email or username"), "dev@acme.test");
+      await user.type(screen.getByLabelText("Password"), "guess");
+      await user.click(screen.getByRole("button", { name: "Sign in" }));
+      expect(await screen.findByRole("alert")).toHaveTextContent(detail);
+      const button = screen.getByRole("button", { name: /^Try again in [23] s$/ });
+      expect(button).toBeDisabled();
+      await user.type(screen.getByLabelText("Password"), "{Enter}");
+      expect(calls.filter((c) => c.method === "POST")).toHaveLength(1);
+      await act(async () => { vi.advanceTimersByTime(3500); });
+      expect(screen.getByRole("button", { name: "Sign in" })).toBeEnabled();
+      expect(screen.getByRole("status")).toHaveTextContent("You can try again now.");
+      expect(screen.queryByText(detail)).toBeNull();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("shows an SSO button when an extension offers one", async () => {
