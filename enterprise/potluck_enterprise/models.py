@@ -6,3 +6,4 @@ from potluck_enterprise.billing.models import *  # noqa: F403
 from potluck_enterprise.compliance.models import *  # noqa: F403
 from potluck_enterprise.licensing.models import *  # noqa: F403
 from potluck_enterprise.sso.models import *  # noqa: F403
+from potluck_enterprise.store.models import *  # noqa: F403

@@ -7,3 +7,6 @@ from potluck_enterprise.billing.tasks import (  # noqa: F401
     price_fine_tunes,
     send_meter_events,
 )
+from potluck_enterprise.licensing.tasks import renew_online  # noqa: F401
+from potluck_enterprise.store.tasks import housekeeping as store_housekeeping  # noqa: F401
+from potluck_enterprise.store.tasks import send_licence_mail  # noqa: F401

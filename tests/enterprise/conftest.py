@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fake_stripe import WEBHOOK_SECRET, FakeStripe
 
 from potluck_enterprise.licensing import clock as licence_clock
 from potluck_enterprise.licensing import format
@@ -105,3 +106,19 @@ def licensed(db, issuer, clock) -> Callable[..., object]:
         return services.install(issuer.licence(**overrides))
 
     return install
+
+
+@pytest.fixture
+def stripe_fake(settings) -> Iterator[FakeStripe]:
+    """The local Stripe fake (tests/enterprise/fake_stripe.py), with billing's settings
+    pointed at it; the store's tests point theirs too (tests/enterprise/store)."""
+    fake = FakeStripe().start()
+    settings.BILLING_STRIPE_API_KEY = fake.api_key
+    settings.BILLING_STRIPE_API_BASE = fake.url
+    settings.BILLING_STRIPE_METER_EVENTS_BASE = fake.url
+    settings.BILLING_STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    settings.BILLING_STRIPE_TIMEOUT_SECONDS = 2
+    settings.BILLING_STRIPE_CALLS_PER_SECOND = 0
+    settings.BILLING_STRIPE_RETRY_SECONDS = 1
+    yield fake
+    fake.stop()
