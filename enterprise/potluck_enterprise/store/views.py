@@ -32,7 +32,7 @@ from potluck_enterprise.billing.stripe_adapter import (
     StripeUnavailable,
 )
 from potluck_enterprise.store import accounts, checkout, plans, signing, trials
-from potluck_enterprise.store.models import IssuedLicence, StoreAccount, Term
+from potluck_enterprise.store.models import IssuedLicence, StoreAccount, Term, Trial
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ def _context(request: HttpRequest, account: StoreAccount | None, **extra: Any
         "carried_query": urlencode(carried),
         "suggested_price": _suggested_price(catalogue, _seats_wanted(carried)),
         "trial_plans": [e["plan"] for e in catalogue if e["plan"].has_trial],
+        "trial_taken": Trial.objects.filter(domain=account.domain).first() if account else None,
         "price_choices": [(p.pk, label) for e in catalogue for p, label in e["labels"]],
         **extra,
     }

@@ -70,11 +70,16 @@ describe("Licence panel", () => {
   });
 
   it("warns 30 days before expiry, and urgently from 7", async () => {
-    server({ ...INSTALLED, state: "expiring", days_left: 25, expiry_notice: "30_days" }, false);
+    const seats = "12 people use seats, more than the licence's 10; adding members is refused past 11";
+    server({ ...INSTALLED, state: "expiring", days_left: 25, expiry_notice: "30_days",
+      warnings: ["the licence expires in 25 days, on 2027-06-01", seats] }, false);
     const first = renderPage(<Enterprise />);
     const notice = await screen.findByTestId("expiry-warning");
     expect(notice).toHaveAttribute("role", "status");
     expect(notice).toHaveTextContent("expires in 25 days, on 2027-06-01");
+    // The server's other warnings are listed; its expiry warning only once, as the banner.
+    const listed = screen.getByRole("list", { name: "Licence warnings" });
+    expect(within(listed).getAllByRole("listitem").map((li) => li.textContent)).toEqual([seats]);
     first.unmount();
 
     server({ ...INSTALLED, state: "expiring", days_left: 1, expiry_notice: "7_days" }, false);

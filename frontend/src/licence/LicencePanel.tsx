@@ -58,6 +58,17 @@ export function ExpiryWarning({ status }: { status: LicenceStatus }) {
   }
 }
 
+/** The server's warnings, less the expiry warning that the banner above already gives. */
+function OtherWarnings({ status }: { status: LicenceStatus }) {
+  const expiry = /^the licence (expires|expired)/;
+  const shown = status.expiry_notice ? status.warnings.filter((w) => !expiry.test(w))
+    : status.warnings;
+  if (!shown.length) return null;
+  return (
+    <ul aria-label="Licence warnings">{shown.map((w) => <li key={w}>{w}</li>)}</ul>
+  );
+}
+
 function Facts({ status }: { status: LicenceStatus }) {
   const rows: [string, string][] = [
     ["Licence", status.license_id ?? "—"],
@@ -95,6 +106,7 @@ function Features({ status }: { status: LicenceStatus }) {
 export function InstallLicence({ onInstalled }: { onInstalled: (s: LicenceStatus) => void }) {
   const [text, setText] = useState("");
   const [file, setFile] = useState<File | null>(null);
+  const [picker, setPicker] = useState(0);  // a new key empties the file input
   const install = useMutation({
     mutationFn: () => {
       if (file) {
@@ -107,6 +119,7 @@ export function InstallLicence({ onInstalled }: { onInstalled: (s: LicenceStatus
     onSuccess: (status) => {
       setText("");
       setFile(null);
+      setPicker((n) => n + 1);
       onInstalled(status);
     },
   });
@@ -125,7 +138,7 @@ export function InstallLicence({ onInstalled }: { onInstalled: (s: LicenceStatus
         aria-invalid={reason ? true : undefined} aria-describedby="licence-reason"
         onChange={(e) => setText(e.target.value)} />
       <label htmlFor="licence-file">or upload the file</label>
-      <input id="licence-file" type="file" accept=".license,.txt,text/plain"
+      <input id="licence-file" key={picker} type="file" accept=".license,.txt,text/plain"
         onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
       <div className="send-row">
         <button type="submit" disabled={install.isPending || (!file && !text.trim())}>
@@ -189,11 +202,7 @@ export function LicencePanel() {
         <>
           <Section title="Licence" id="licence">
             <ExpiryWarning status={status} />
-            {status.warnings.length ? (
-              <ul aria-label="Licence warnings">
-                {status.warnings.map((w) => <li key={w}>{w}</li>)}
-              </ul>
-            ) : null}
+            <OtherWarnings status={status} />
             <p>
               This installation's id: <code data-testid="installation-id">{status.installation_id}</code>{" "}
               <CopyButton text={status.installation_id} label="Copy id" />

@@ -58,3 +58,55 @@ def buy(client: Any, fake: Any, *, plan: str = "team", seats: int = 10, term: st
     session_id = answer["Location"].rsplit("/", 1)[1]
     assert fake.checkout_sessions[session_id]["status"] == "open"
     return fake.complete_checkout(session_id)
+
+
+# -- looking for the issuer's private key -------------------------------------------------
+
+def secret_forms(private_pem: bytes) -> list[str]:
+    """The private key as it could be written anywhere: PEM, its base64 lines, DER and
+    the raw 32 bytes in hex, base64 and Python's bytes repr."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    from potluck_enterprise.licensing import format
+
+    key = format.load_private_key(private_pem)
+    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                            serialization.NoEncryption())
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    lines = [ln for ln in private_pem.decode().splitlines() if "-----" not in ln]
+    return [private_pem.decode().strip(), *lines, raw.hex(), base64.b64encode(raw).decode(),
+            base64.urlsafe_b64encode(raw).decode().rstrip("="), base64.b64encode(der).decode(),
+            repr(raw)[2:-1]]
+
+
+def leaks(text: str, forms: list[str]) -> list[str]:
+    """The forms of the key found in ``text`` (their first characters only)."""
+    return [form[:12] + "..." for form in forms if form and form in text]
+
+
+def strings(value: object) -> list[str]:
+    """Every key and value in a JSON value, as text."""
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (str(k), *strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    return [str(value)]
+
+
+def dump_tables(execute: Any) -> tuple[list[str], str]:
+    """(table names, every value of every row of every table as text, JSON unpacked);
+    ``execute(sql)`` returns the rows of a query."""
+    import json
+
+    tables = [row[0] for row in execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+        "current_schema() AND table_type = 'BASE TABLE'")]
+    out: list[str] = []
+    for table in tables:
+        for (row,) in execute(f'SELECT row_to_json(t)::text FROM "{table}" t'):
+            out.append(row)
+            out.extend(strings(json.loads(row)))
+    return tables, "\n".join(out)

@@ -6,61 +6,30 @@ renewal, refund, webhooks refused) and however its key was misconfigured."""
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from django.db import connection
 from django.test import Client
-from store_helpers import buy, sign_in
+from store_helpers import buy, dump_tables, leaks, secret_forms, sign_in
 
 from potluck_enterprise.licensing import format
 from potluck_enterprise.store import issuing, signing
 from potluck_enterprise.store.models import IssuedLicence
 
 
-def secret_forms(private_pem: bytes) -> list[str]:
-    """The private key as it could be written anywhere: PEM, its base64 lines, DER and
-    the raw 32 bytes in hex and base64."""
-    key = format.load_private_key(private_pem)
-    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                            serialization.NoEncryption())
-    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    lines = [ln for ln in private_pem.decode().splitlines() if "-----" not in ln]
-    return [private_pem.decode().strip(), *lines, raw.hex(), base64.b64encode(raw).decode(),
-            base64.urlsafe_b64encode(raw).decode().rstrip("="), base64.b64encode(der).decode(),
-            repr(raw)[2:-1]]
-
-
-def leaks(text: str, forms: list[str]) -> list[str]:
-    return [form[:12] + "..." for form in forms if form and form in text]
-
-
-def _strings(value: object) -> list[str]:
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in (str(k), *_strings(v))]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return [str(value)]
-
-
 def database_dump() -> str:
-    """Every value of every row of every table, as text (JSON columns unpacked)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT table_name FROM information_schema.tables "
-                       "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")
-        tables = [row[0] for row in cursor.fetchall()]
-        out = []
-        for table in tables:
-            cursor.execute(f'SELECT row_to_json(t)::text FROM "{table}" t')
-            for (row,) in cursor.fetchall():
-                out.append(row)
-                out.extend(_strings(json.loads(row)))
+    """Every value of every row of every table of the test database, as text."""
+
+    def execute(sql: str) -> list[tuple]:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall()
+
+    tables, text = dump_tables(execute)
     assert "potluck_enterprise_issuedlicence" in tables
-    return "\n".join(out)
+    return text
 
 
 def test_the_key_is_nowhere_but_its_file(store, issuer, client, mailoutbox, caplog,
