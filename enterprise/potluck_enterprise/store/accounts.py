@@ -155,3 +155,10 @@ def signed_in(request: HttpRequest) -> StoreAccount | None:
     if not account_id:
         return None
     return StoreAccount.objects.filter(pk=account_id).first()
+
+
+def forget_old_links(now: datetime | None = None) -> int:
+    """Delete sign-in links a day past their expiry (used or not); returns how many."""
+    now = now or clock.now()
+    deleted, _ = SignInLink.objects.filter(expires_at__lt=now - timedelta(days=1)).delete()
+    return deleted

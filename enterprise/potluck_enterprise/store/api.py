@@ -21,6 +21,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from potluck.errors import NotFound
+from potluck_enterprise.billing.stripe_adapter import (
+    StripeNotConfigured,
+    StripeRejected,
+    StripeUnavailable,
+)
 from potluck_enterprise.licensing.format import MAX_TEXT_BYTES
 from potluck_enterprise.store import renewals, signing, webhooks
 
@@ -36,7 +41,13 @@ class StoreWebhookView(APIView):
 
     def post(self, request: Request) -> Response:
         ensure_store()
-        event, first = webhooks.receive(request.body, request.headers.get("Stripe-Signature"))
+        try:
+            event, first = webhooks.receive(request.body,
+                                            request.headers.get("Stripe-Signature"))
+        except (StripeUnavailable, StripeRejected, StripeNotConfigured) as exc:
+            # Nothing was stored: Stripe delivers the event again later.
+            return Response({"detail": f"the store could not ask Stripe ({exc}); deliver "
+                                       "again later"}, status=503)
         return Response({"received": True, "duplicate": not first, "id": event.id})
 
 

@@ -26,12 +26,14 @@ def send_licence_mail(ids: list[str] | None = None) -> int:
 @shared_task(name="potluck_enterprise.store.housekeeping", ignore_result=True,
              acks_late=True, queue=CONTROL)
 def housekeeping() -> dict[str, int]:
-    """Every minute: mail what a dead process or a mail outage left, announce sales."""
-    from potluck_enterprise.store import issuing, sales
+    """Every minute: mail what a dead process or a mail outage left, announce sales,
+    forget old sign-in links."""
+    from potluck_enterprise.store import accounts, issuing, sales
 
     if not _on():
         return {}
-    return {"mailed": issuing.deliver_pending(), "announced": sales.announce_pending()}
+    return {"mailed": issuing.deliver_pending(), "announced": sales.announce_pending(),
+            "links_forgotten": accounts.forget_old_links()}
 
 
 BEAT_SCHEDULE = {

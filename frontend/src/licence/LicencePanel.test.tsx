@@ -52,6 +52,7 @@ describe("Licence panel", () => {
     const link = screen.getByRole("link", { name: "Buy a licence or start a free trial" });
     expect(link).toHaveAttribute("href", NONE.store_url);
     expect(screen.getByText(/No licence is installed/)).toBeInTheDocument();
+    expect(screen.getByText("3 in use")).toBeInTheDocument();
     // Not an operator: no install form, the way to do it instead.
     expect(screen.queryByRole("form", { name: "Install a licence" })).toBeNull();
     expect(screen.getByText(/potluck license install FILE/)).toBeInTheDocument();

@@ -70,7 +70,10 @@ function OtherWarnings({ status }: { status: LicenceStatus }) {
 }
 
 function Facts({ status }: { status: LicenceStatus }) {
-  const rows: [string, string][] = [
+  const rows: [string, string][] = !status.installed ? [
+    ["State", "none (the community edition)"],
+    ["Seats", `${status.seats_used} in use`],
+  ] : [
     ["Licence", status.license_id ?? "—"],
     ["Licensee", status.licensee ?? "—"],
     ["State", status.state],
@@ -207,9 +210,10 @@ export function LicencePanel() {
               This installation's id: <code data-testid="installation-id">{status.installation_id}</code>{" "}
               <CopyButton text={status.installation_id} label="Copy id" />
             </p>
-            {status.installed ? <Facts status={status} /> : (
+            {status.installed ? null : (
               <p>No licence is installed: this is the community edition.</p>
             )}
+            <Facts status={status} />
             <Features status={status} />
             {status.store_url ? (
               <p>

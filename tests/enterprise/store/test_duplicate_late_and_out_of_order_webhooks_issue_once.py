@@ -97,3 +97,28 @@ def test_concurrent_deliveries_issue_once(issuer, issuer_key_file, stripe_fake, 
     assert len(stripe_fake.delivery_answers) == 12
     assert IssuedLicence.objects.count() == 1
     assert StoreEvent.objects.count() == 3
+
+
+def test_a_delivery_whose_effect_cannot_reach_stripe_is_stored_only_when_applied(
+        store, client, mailoutbox):
+    """checkout.session.completed alone needs Stripe (the paid period's end): when Stripe
+    cannot be reached the delivery answers 503 and nothing is stored, so Stripe's retry
+    applies it."""
+    sign_in(client, mailoutbox, "buyer@acme.test")
+    store.fake.hold_webhooks = True
+    buy(client, store.fake, plan="team", seats=10)
+    completed = next(e for e in store.fake.release()
+                     if e["type"] == "checkout.session.completed")
+    real_key, store.fake.api_key = store.fake.api_key, "sk_test_rotated"  # Stripe says 401
+    statuses = []
+    store.fake.webhook_sink = lambda payload, header: statuses.append(
+        store.client.post("/api/store/stripe/webhook", data=payload,
+                          content_type="application/json",
+                          HTTP_STRIPE_SIGNATURE=header).status_code) or statuses[-1]
+    store.fake.deliver(completed)
+    assert statuses == [503]
+    assert not StoreEvent.objects.exists() and not IssuedLicence.objects.exists()
+    store.fake.api_key = real_key
+    store.fake.deliver(completed)
+    assert statuses == [503, 200]
+    assert IssuedLicence.objects.count() == 1

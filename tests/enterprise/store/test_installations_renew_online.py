@@ -42,10 +42,13 @@ def test_a_bound_licence_is_renewed_online_until_the_subscription_ends(both_side
     sub = buy(buyer, fake, plan="team", seats=10, installation_id=ours)
     first = IssuedLicence.objects.get()
     services.install(first.raw)
+    # A month's licence is within 30 days of its expiry from the start: beat would ask.
+    assert renewal.due()
 
     nothing_yet = renewal.renew()
     assert nothing_yet.status == "current"
     assert InstalledLicence.objects.get(active=True).license_id == first.license_id
+    assert not renewal.due()  # asked a moment ago: not again within the hour
 
     fake.renew(sub["id"])
     second = IssuedLicence.objects.exclude(pk=first.pk).get()
