@@ -95,7 +95,8 @@ def renew(now: datetime | None = None, *, client: httpx.Client | None = None
     except format.LicenceError as exc:
         return _record(RenewalOutcome("failed", f"the store's licence was refused: "
                                       f"{exc.message}"), now)
-    if offered.issued_at <= licence.issued_at:
+    if offered.license_id == licence.license_id or offered.issued_at < licence.issued_at \
+            or offered.expires_at < licence.expires_at:
         return _record(RenewalOutcome("current", "the store's licence is not newer"), now)
     try:
         row = services.install(text, now=now, actor="online-renewal")

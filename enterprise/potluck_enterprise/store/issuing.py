@@ -94,7 +94,7 @@ def reconcile(sub: StoreSubscription, *, source_event: str = "",
     if sub.status in ("canceled", "incomplete_expired"):
         return None
     plan = sub.price.plan
-    latest = sub.licences.order_by("-expires_at", "-issued_at").first()
+    latest = sub.licences.order_by("-expires_at", "-created_at").first()
     expires_at = sub.paid_through if latest is None else max(sub.paid_through,
                                                              latest.expires_at)
     expires_at = expires_at.replace(microsecond=0)

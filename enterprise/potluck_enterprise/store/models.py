@@ -207,9 +207,12 @@ class IssuedLicence(models.Model):
     grace_days = models.PositiveIntegerField()
     source_event = models.CharField(max_length=100, blank=True)  # the Stripe event id
     emailed_at = models.DateTimeField(null=True, blank=True)
+    # When the row was made, to the microsecond: orders licences issued within one second
+    # (``issued_at`` is whole seconds, as the licence file says).
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["-issued_at"]
+        ordering = ["-issued_at", "-created_at"]
 
     def __str__(self) -> str:
         return self.license_id

@@ -47,8 +47,8 @@ def renewal_for(text: str, installation_id: str, now: datetime | None = None) ->
     if sub is None:
         return Renewal("ended", None, "a trial licence is not renewed: buy a plan in the store")
     newest = (sub.licences.filter(installation_id=row.installation_id)
-              .order_by("-expires_at", "-issued_at").first())
-    if newest is not None and newest.pk != row.pk and newest.issued_at > row.issued_at:
+              .order_by("-expires_at", "-created_at").first())
+    if newest is not None and newest.pk != row.pk:  # the latest expiry, the latest made
         return Renewal("renewed", newest, f"licence {newest.license_id} replaces "
                        f"{row.license_id}")
     if sub.renewal_stopped or not sub.renews:

@@ -136,7 +136,9 @@ def _account_or_sign_in(request: HttpRequest) -> StoreAccount | HttpResponse:
     account = accounts.signed_in(request)
     if account is not None:
         return account
-    query = urlencode({"next": request.get_full_path(), **_carry(request)})
+    # After signing in, a page comes back; a form's POST does not (it is sent again).
+    back = request.get_full_path() if request.method == "GET" else "/store/account"
+    query = urlencode({"next": back, **_carry(request)})
     return HttpResponseRedirect(f"/store/?{query}")
 
 

@@ -61,6 +61,11 @@ def test_public_mail_domains_and_plans_without_a_trial_get_none(store, client, m
 
 
 def test_without_signing_in_the_store_sends_you_to_sign_in(store, client):
-    answer = client.post("/store/trial", {"plan": "team", "licensee": "Acme"})
-    assert answer.status_code == 302 and answer["Location"].startswith("/store/?next=")
+    answer = client.post("/store/trial", {"plan": "team", "licensee": "Acme",
+                                          "installation_id": "inst_carriedthrough0000"})
+    assert answer.status_code == 302
+    assert answer["Location"] == ("/store/?next=%2Fstore%2Faccount"
+                                  "&installation_id=inst_carriedthrough0000")
+    page = client.get("/store/account?x=1")
+    assert page["Location"] == "/store/?next=%2Fstore%2Faccount%3Fx%3D1"
     assert not IssuedLicence.objects.exists()
