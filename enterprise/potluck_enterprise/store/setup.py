@@ -24,8 +24,10 @@ def _api() -> list[Any]:
 
 
 def install() -> None:
+    from potluck_enterprise.store import log_redaction
     from potluck_enterprise.store.cli import store_group
 
+    log_redaction.install()
     extensions.site_routes.register("store", _pages, replace=True)
     extensions.api_routes.register("store", _api, replace=True)
     extensions.cli_commands.register("store", store_group, replace=True)

@@ -40,7 +40,7 @@ def test_a_link_signs_in_once(store, client, mailoutbox):
     assert again.status_code == 400 and b"already used" in again.content
 
 
-def test_an_expired_or_unknown_link_is_refused(store, client, mailoutbox):
+def test_an_expired_or_unknown_link_is_refused(store, client, mailoutbox, caplog):
     client.post("/store/sign-in", {"email": "ada@acme.test"})
     token = mailed_token(mailoutbox, "ada@acme.test")
     SignInLink.objects.update(expires_at=SignInLink.objects.get().created_at
@@ -49,6 +49,21 @@ def test_an_expired_or_unknown_link_is_refused(store, client, mailoutbox):
     assert expired.status_code == 400 and b"expired" in expired.content
     assert client.post("/store/sign-in/not-a-token").status_code == 400
     assert not StoreAccount.objects.exists()
+    # Django's request log names the path, not the token.
+    assert "Bad Request: /store/sign-in/[token]" in caplog.text
+    assert token not in caplog.text
+
+
+def test_access_logs_never_show_a_sign_in_token():
+    import logging
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
+                               '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5000", "GET", "/store/sign-in/Abc_def-123456789",
+                                "1.1", 200), None)
+    assert logging.getLogger("uvicorn.access").filter(record)
+    assert record.getMessage() == ('127.0.0.1:5000 - "GET /store/sign-in/[token] HTTP/1.1" '
+                                   '200')
 
 
 def test_links_are_throttled_per_address(store, client, mailoutbox, settings):

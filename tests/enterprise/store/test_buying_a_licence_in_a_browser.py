@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -191,6 +192,10 @@ def test_a_trial_and_a_purchase_end_installed_through_another_console(tmp_path: 
         assert "lic-" in places["store database"] and "inst_" in places["web logs"]
         for where, text in places.items():
             assert leaks(text, forms) == [], f"the private key leaked into the {where}"
+        # Nor did a sign-in token reach a log (the access log writes paths).
+        tokens = re.findall(r"/store/sign-in/([A-Za-z0-9_\-]{20,})", places["mail"])
+        assert tokens and "/store/sign-in/[token]" in logs
+        assert not [t for t in tokens if t in logs]
         steps = json.loads((ARTIFACTS / "steps.json").read_text())
         print(f"set-up {started:.1f} s, browser {browser_seconds:.1f} s, whole test "
               f"{time.monotonic() - began:.1f} s; steps: {steps}")
