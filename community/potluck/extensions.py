@@ -221,6 +221,11 @@ console_panels: Registry[ConsolePanel] = Registry("console_panels")
 features: Registry[Feature] = Registry("features")
 # Extra URL patterns mounted under /api/ by an extension: a callable returning a list.
 api_routes: Registry[Callable[[], list[Any]]] = Registry("api_routes")
+# URL patterns mounted at the site's root by an extension (server-rendered pages outside
+# the console, e.g. the vendor's licence store under /store/): a callable returning a list.
+# They come before the console's "page not found"; /api, /v1, /static and /admin are
+# not theirs to take.
+site_routes: Registry[Callable[[], list[Any]]] = Registry("site_routes")
 member_policies: Registry[MemberPolicy] = Registry("member_policies")
 login_policies: Registry[LoginPolicy] = Registry("login_policies")
 # Given the email being signed in (or None), the SSO providers that may sign it in.
@@ -309,6 +314,7 @@ ALL_REGISTRIES: tuple[Registry[Any], ...] = (
     console_panels,
     features,
     api_routes,
+    site_routes,
     member_policies,
     login_policies,
     login_providers,

@@ -344,6 +344,24 @@ CREDITS_RECONCILE_DAYS = env.env_int("POTLUCK_CREDITS_RECONCILE_DAYS", 3)
 CREDITS_LINK_TOKEN_MINUTES = env.env_int("POTLUCK_CREDITS_LINK_TOKEN_MINUTES", 60)
 CREDITS_FORGE_TIMEOUT_SECONDS = env.env_int("POTLUCK_CREDITS_FORGE_TIMEOUT_SECONDS", 10)
 
+# Enterprise licences bought online. Every installation: where the vendor's licence store
+# is (the console's buy/upgrade link, and online renewal when it can be reached), and
+# whether to fetch renewed licences from it. The vendor's own installation only: the
+# store (potluck_enterprise.store) runs where the issuer's private key is configured, as
+# a path to a PEM file (e.g. a mounted secret); the key itself never enters settings,
+# the database or a log. Its Stripe account, webhook signing secret and public address.
+LICENSE_STORE_URL = env.env_str("POTLUCK_LICENSE_STORE_URL", "") or ""
+LICENSE_ONLINE_RENEWAL = env.env_bool("POTLUCK_LICENSE_ONLINE_RENEWAL", True)
+STORE_ISSUER_KEY_FILE = env.env_str("POTLUCK_STORE_ISSUER_KEY_FILE", "") or ""
+STORE_STRIPE_API_KEY = env.env_str("POTLUCK_STORE_STRIPE_API_KEY", "") or ""
+STORE_STRIPE_WEBHOOK_SECRET = env.env_str("POTLUCK_STORE_STRIPE_WEBHOOK_SECRET", "") or ""
+# Where the store's Stripe SDK sends calls (empty: Stripe's own hosts; tests: a fake).
+STORE_STRIPE_API_BASE = env.env_str("POTLUCK_STORE_STRIPE_API_BASE", "") or ""
+STORE_PUBLIC_URL = env.env_str("POTLUCK_STORE_PUBLIC_URL", "") or ""
+# How long an emailed sign-in link works, and how many one address may ask for per hour.
+STORE_SIGN_IN_LINK_MINUTES = env.env_int("POTLUCK_STORE_SIGN_IN_LINK_MINUTES", 15)
+STORE_SIGN_IN_LINKS_PER_HOUR = env.env_int("POTLUCK_STORE_SIGN_IN_LINKS_PER_HOUR", 5)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -7,7 +7,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import AllowAny
 
-from potluck import console, health
+from potluck import console, extensions, health
 
 urlpatterns = [
     path("", console.console, name="home"),
@@ -23,5 +23,8 @@ urlpatterns = [
                                                    authentication_classes=[]), name="schema"),
     path("api/", include("potluck.api.urls")),
     path("v1/", include("potluck.api.v1_urls")),
-    re_path(console.NOT_FOUND_PATTERN, console.not_found, name="console-not-found"),
 ]
+for routes in extensions.site_routes:
+    urlpatterns += routes()
+urlpatterns.append(
+    re_path(console.NOT_FOUND_PATTERN, console.not_found, name="console-not-found"))

@@ -10,6 +10,8 @@ class EnterpriseConfig(AppConfig):
     (whose views answer only while the licence grants the feature). Licensed features
     themselves are switched on and off at runtime by the licence gate
     (``potluck_enterprise.licensing.gating``), never here: ready() touches no database.
+    The licence store (the vendor's installation) mounts its routes too; they answer only
+    where the issuer's private key is configured.
     """
 
     name = "potluck_enterprise"
@@ -22,9 +24,11 @@ class EnterpriseConfig(AppConfig):
         from potluck_enterprise.credits import setup as credits_setup
         from potluck_enterprise.licensing import setup as licensing_setup
         from potluck_enterprise.sso import setup as sso_setup
+        from potluck_enterprise.store import setup as store_setup
 
         sso_setup.install()
         billing_setup.install()
         compliance_setup.install()
         credits_setup.install()
         licensing_setup.install()
+        store_setup.install()

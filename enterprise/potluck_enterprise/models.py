@@ -7,3 +7,4 @@ from potluck_enterprise.compliance.models import *  # noqa: F403
 from potluck_enterprise.credits.models import *  # noqa: F403
 from potluck_enterprise.licensing.models import *  # noqa: F403
 from potluck_enterprise.sso.models import *  # noqa: F403
+from potluck_enterprise.store.models import *  # noqa: F403

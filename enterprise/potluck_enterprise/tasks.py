@@ -12,3 +12,6 @@ from potluck_enterprise.credits.tasks import (  # noqa: F401
     process_delivery,
     reconcile,
 )
+from potluck_enterprise.licensing.tasks import renew_online  # noqa: F401
+from potluck_enterprise.store.tasks import housekeeping as store_housekeeping  # noqa: F401
+from potluck_enterprise.store.tasks import send_licence_mail  # noqa: F401

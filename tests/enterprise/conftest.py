@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fake_stripe import WEBHOOK_SECRET, FakeStripe
 
 from potluck_enterprise.licensing import clock as licence_clock
 from potluck_enterprise.licensing import format
@@ -108,10 +109,9 @@ def licensed(db, issuer, clock) -> Callable[..., object]:
 
 
 @pytest.fixture
-def stripe_fake(settings) -> Iterator[Any]:
-    """The local Stripe fake (``fake_stripe``), with billing's settings pointed at it."""
-    from fake_stripe import WEBHOOK_SECRET, FakeStripe
-
+def stripe_fake(settings) -> Iterator[FakeStripe]:
+    """The local Stripe fake (tests/enterprise/fake_stripe.py), with billing's settings
+    pointed at it; the store's tests point theirs too (tests/enterprise/store)."""
     fake = FakeStripe().start()
     settings.BILLING_STRIPE_API_KEY = fake.api_key
     settings.BILLING_STRIPE_API_BASE = fake.url

@@ -28,9 +28,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from potluck import extensions
+from potluck.accounts.api_base import resolve_tenant
 from potluck.accounts.authentication import ApiKeyUser
 from potluck.accounts.models import ApiKey, Organization, User
-from potluck.accounts.api_base import resolve_tenant
 from potluck.errors import Forbidden, InvalidInput, NotFound
 from potluck_enterprise.credits import (
     grants,

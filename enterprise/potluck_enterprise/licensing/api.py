@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: LicenseRef-Potluck-Enterprise
-"""``/api/license``: the installed licence (GET) and installing one (POST or PUT).
+"""``/api/license``: the installed licence (GET) and installing one (POST or PUT);
+``/api/license/renew``: ask the store for a renewal now (POST).
 
 Reading: any caller that may read in its organization (members, viewers, API keys with
 ``read``); the console's licence panel shows it. Installing replaces the licence of the
@@ -34,6 +35,12 @@ class FeatureSerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
 
 
+class OnlineRenewalSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    checked_at = serializers.DateTimeField(allow_null=True)
+    outcome = serializers.CharField(allow_null=True)
+
+
 class LicenceStatusSerializer(serializers.Serializer):
     installed = serializers.BooleanField()
     state = serializers.ChoiceField(
@@ -52,6 +59,18 @@ class LicenceStatusSerializer(serializers.Serializer):
     grace_ends_at = serializers.DateTimeField(allow_null=True)
     installed_at = serializers.DateTimeField(allow_null=True)
     installed_by = serializers.EmailField(allow_null=True)
+    installation_id = serializers.CharField(
+        help_text="This installation's id: a licence bound to another one is refused.")
+    bound_to = serializers.CharField(
+        allow_null=True, help_text="The installation the licence is bound to (null: any).")
+    days_left = serializers.IntegerField(allow_null=True)
+    expiry_notice = serializers.ChoiceField(
+        choices=["30_days", "7_days", "grace", "expired"], allow_null=True,
+        help_text="30_days / 7_days: expiry is that close; grace; expired.")
+    store_url = serializers.CharField(
+        allow_null=True, help_text="The store's page for this installation (buy or upgrade), "
+        "with its installation id and seats in use; null when no store is configured.")
+    online_renewal = OnlineRenewalSerializer()
 
 
 class LicenceInstallSerializer(serializers.Serializer):
@@ -59,6 +78,15 @@ class LicenceInstallSerializer(serializers.Serializer):
         trim_whitespace=False, max_length=MAX_TEXT_BYTES,
         help_text="The licence file's text, from -----BEGIN POTLUCK LICENSE----- to the "
                   "END line (or the file itself, uploaded as multipart form data).")
+
+
+def _operator(request: Request) -> Any:
+    user = request.user
+    if (isinstance(request.auth, ApiKey) or isinstance(user, ApiKeyUser)
+            or not user.is_superuser):
+        raise Forbidden("installing a licence changes the whole installation: only a "
+                        "signed-in superuser (an operator) may do it")
+    return user
 
 
 def _licence_text(request: Request) -> str:
@@ -87,11 +115,7 @@ class LicenceView(APIView):
     @extend_schema(request=LicenceInstallSerializer,
                    responses={201: LicenceStatusSerializer})
     def post(self, request: Request) -> Response:
-        user = request.user
-        if (isinstance(request.auth, ApiKey) or isinstance(user, ApiKeyUser)
-                or not user.is_superuser):
-            raise Forbidden("installing a licence changes the whole installation: only a "
-                            "signed-in superuser (an operator) may do it")
+        user = _operator(request)
         services.install(_licence_text(request), by=user)
         return Response(LicenceStatusSerializer(services.status().as_dict()).data,
                         status=status.HTTP_201_CREATED)
@@ -102,6 +126,27 @@ class LicenceView(APIView):
         return self.post(request)
 
 
+class RenewalOutcomeSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["renewed", "current", "ended", "skipped",
+                                              "failed"])
+    detail = serializers.CharField()
+    license_id = serializers.CharField(allow_null=True)
+
+
+class RenewView(APIView):
+    """Ask the store for a renewed licence now (an operator's act, as installing is)."""
+
+    @extend_schema(request=None, responses=RenewalOutcomeSerializer)
+    def post(self, request: Request) -> Response:
+        from potluck_enterprise.licensing import renewal
+
+        _operator(request)
+        outcome = renewal.renew()
+        return Response({"status": outcome.status, "detail": outcome.detail,
+                         "license_id": outcome.license_id})
+
+
 def routes() -> list[Any]:
     """Mounted under /api/ (``extensions.api_routes``); /api/license and /api/license/."""
-    return [re_path(r"^license/?$", LicenceView.as_view(), name="license")]
+    return [re_path(r"^license/?$", LicenceView.as_view(), name="license"),
+            re_path(r"^license/renew/?$", RenewView.as_view(), name="license-renew")]

@@ -21,10 +21,14 @@ def _when(value: Any) -> str:
 def _print_status(body: dict[str, Any]) -> None:
     if not body["installed"]:
         click.echo("no licence installed: this is the community edition")
+        click.echo(f"{'installation:':<14}{body['installation_id']}")
+        if body["store_url"]:
+            click.echo(f"{'buy:':<14}{body['store_url']}")
         return
     features = ", ".join(
         f["key"] + ("" if f["enabled"] else " (off)") for f in body["features"]) or "none"
     lines = [
+        ("installation", body["installation_id"]),
         ("licence", body["license_id"] or "-"),
         ("licensee", body["licensee"] or "-"),
         ("organization", body["organization"] or "-"),
@@ -34,6 +38,7 @@ def _print_status(body: dict[str, Any]) -> None:
         ("issued", _when(body["issued_at"])),
         ("expires", _when(body["expires_at"])),
         ("grace until", _when(body["grace_ends_at"])),
+        ("bound to", body["bound_to"] or "any installation"),
         ("installed", _when(body["installed_at"])
          + (f" by {body['installed_by']}" if body["installed_by"] else "")),
     ]
@@ -81,3 +86,15 @@ def show(as_json: bool) -> None:
         click.echo(json.dumps(body, default=lambda v: v.isoformat(), indent=2))
         return
     _print_status(body)
+
+
+@license_group.command("renew")
+@needs_django
+def renew() -> None:
+    """Ask the licence store (POTLUCK_LICENSE_STORE_URL) for a renewed licence now."""
+    from potluck_enterprise.licensing import renewal
+
+    outcome = renewal.renew()
+    if outcome.status in ("failed", "skipped"):
+        raise CliError(f"no renewal: {outcome.detail}")
+    click.echo(f"{outcome.status}: {outcome.detail}")

@@ -8,6 +8,9 @@
     -----END POTLUCK LICENSE-----
 
 The signature covers the canonical JSON of the payload (sorted keys, no spaces, UTF-8).
+Format version 1 is an unbound licence; version 2 adds ``installation_id`` and is valid
+only on that installation (``verify(..., installation_id=...)`` refuses it elsewhere with
+``Reason.WRONG_INSTALLATION``).
 Verification is offline, against the issuer's public key that ships beside this module;
 ``ISSUER_PUBLIC_KEY`` is the only key production reads (no setting or variable replaces
 it; tests swap the module attribute). Pure Python (no Django).
@@ -30,7 +33,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from potluck.errors import InvalidInput
-from potluck_enterprise.licensing.licence import FORMAT_VERSION, Licence
+from potluck_enterprise.licensing.licence import (
+    BOUND_FORMAT_VERSION,
+    SUPPORTED_VERSIONS,
+    Licence,
+)
 
 HEADER = "-----BEGIN POTLUCK LICENSE-----"
 FOOTER = "-----END POTLUCK LICENSE-----"
@@ -42,7 +49,11 @@ ISSUER_PUBLIC_KEY: bytes = PUBLIC_KEY_FILE.read_bytes()
 _ENVELOPE_FIELDS = ("alg", "payload", "sig")
 _PAYLOAD_FIELDS = ("version", "license_id", "licensee", "organization", "features", "seats",
                    "issued_at", "expires_at", "grace_days")
+_FIELDS_BY_VERSION = {1: _PAYLOAD_FIELDS, 2: (*_PAYLOAD_FIELDS, "installation_id")}
 _LICENSE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# What an installation id looks like (``installation.generate``: ``inst_`` + 26 base32
+# characters); the format accepts any id of this shape, so the scheme may change.
+INSTALLATION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{7,99}$")
 _FEATURE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
 MAX_SEATS = 10_000_000
 MAX_GRACE_DAYS = 365
@@ -55,6 +66,7 @@ class Reason(enum.StrEnum):
     UNKNOWN_VERSION = "unknown_version"
     INVALID_FIELD = "invalid_field"
     NOT_YET_VALID = "not_yet_valid"
+    WRONG_INSTALLATION = "wrong_installation"
 
 
 class LicenceError(InvalidInput):
@@ -264,16 +276,24 @@ def parse_payload(payload: dict[str, Any]) -> Licence:
         raise _invalid("the licence lacks the field 'version'")
     if not isinstance(version, int) or isinstance(version, bool):
         raise _invalid("the licence field 'version' must be a whole number")
-    if version != FORMAT_VERSION:
+    if version not in SUPPORTED_VERSIONS:
+        readable = " and ".join(str(v) for v in SUPPORTED_VERSIONS)
         raise LicenceError(Reason.UNKNOWN_VERSION,
                            f"licence format version {version} is not supported; this Potluck "
-                           f"reads version {FORMAT_VERSION}")
-    for name in _PAYLOAD_FIELDS:
+                           f"reads versions {readable}")
+    fields = _FIELDS_BY_VERSION[version]
+    for name in fields:
         if name not in payload:
             raise _invalid(f"the licence lacks the field {name!r}")
-    extra = sorted(set(payload) - set(_PAYLOAD_FIELDS))
+    extra = sorted(set(payload) - set(fields))
     if extra:
-        raise _invalid(f"unexpected field {extra[0]!r} in a version {FORMAT_VERSION} licence")
+        raise _invalid(f"unexpected field {extra[0]!r} in a version {version} licence")
+    installation_id = None
+    if version == BOUND_FORMAT_VERSION:
+        installation_id = _text(payload, "installation_id", max_length=100)
+        if not INSTALLATION_ID_RE.match(installation_id):
+            raise _invalid("the licence field 'installation_id' is not an installation id "
+                           "(8 to 100 letters, digits, '.', '_' or '-')")
     license_id = _text(payload, "license_id", max_length=100)
     if not _LICENSE_ID_RE.match(license_id):
         raise _invalid("the licence field 'license_id' may hold only letters, digits, '.', "
@@ -291,19 +311,32 @@ def parse_payload(payload: dict[str, Any]) -> Licence:
         issued_at=issued_at,
         expires_at=expires_at,
         grace_days=_integer(payload, "grace_days", low=0, high=MAX_GRACE_DAYS),
+        installation_id=installation_id,
     )
 
 
 def verify(text: str | bytes, *, now: datetime,
-           public_key: Ed25519PublicKey | None = None) -> Licence:
-    """The licence in ``text`` if it is well formed, signed by the issuer and already issued.
+           public_key: Ed25519PublicKey | None = None,
+           installation_id: str | None = None) -> Licence:
+    """The licence in ``text`` if it is well formed, signed by the issuer, already issued
+    and, when bound to an installation, bound to ``installation_id``.
 
-    Raises ``LicenceError`` with a precise reason otherwise. Expiry is not checked here:
-    it is a state (``Licence.state_at``), not a refusal.
+    ``installation_id``: this installation's id (``installation.current_id()``); every
+    installation passes it. None skips the binding check (the issuer checking what it
+    signed). Raises ``LicenceError`` with a precise reason otherwise. Expiry is not
+    checked here: it is a state (``Licence.state_at``), not a refusal.
     """
     envelope = unarmor(text)
     _check_signature(envelope, public_key or issuer_public_key())
     licence = parse_payload(envelope["payload"])
+    if installation_id is not None and licence.installation_id is not None \
+            and licence.installation_id != installation_id:
+        raise LicenceError(
+            Reason.WRONG_INSTALLATION,
+            f"this licence is bound to installation {licence.installation_id}, and this is "
+            f"installation {installation_id}: get a licence issued for {installation_id} "
+            "(the Enterprise page's store link carries it), or an unbound licence for an "
+            "air-gapped site")
     if now < licence.issued_at:
         raise LicenceError(
             Reason.NOT_YET_VALID,

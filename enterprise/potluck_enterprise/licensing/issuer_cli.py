@@ -103,13 +103,16 @@ def _features(value: str) -> tuple[str, ...]:
               default=DEFAULT_GRACE_DAYS, show_default=True,
               help="Days after expiry that features stay on.")
 @click.option("--license-id", default=None, help="Default: a new random id.")
+@click.option("--installation-id", default=None,
+              help="Bind the licence to this installation (format version 2; see "
+                   "`potluck license show`); default: valid on any installation.")
 @click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path),
               help=f"The issuer's private key (PEM); else ${PRIVATE_KEY_ENV} holds it.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the licence here (never overwriting) instead of standard output.")
 def issue(licensee: str, organization: str | None, features: str, seats: int, days: int,
-          grace_days: int, license_id: str | None, key_path: Path | None, out: Path | None
-          ) -> None:
+          grace_days: int, license_id: str | None, installation_id: str | None,
+          key_path: Path | None, out: Path | None) -> None:
     """Sign a licence and print it (or write it to --out)."""
     granted = _features(features)
     try:
@@ -127,10 +130,12 @@ def issue(licensee: str, organization: str | None, features: str, seats: int, da
         issued_at=issued_at,
         expires_at=issued_at + timedelta(days=days),
         grace_days=grace_days,
+        installation_id=installation_id.strip() if installation_id else None,
     )
     text = format.issue(licence, private_key)
     try:  # what we sign must be what Potluck accepts: check it with the matching public key
-        format.verify(text, now=issued_at, public_key=private_key.public_key())
+        format.verify(text, now=issued_at, public_key=private_key.public_key(),
+                      installation_id=licence.installation_id)
     except format.LicenceError as exc:
         raise IssuerError(exc.message) from None
     if out is None:

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # an unbound licence: valid on any installation
+# A licence bound to one installation: version 1's fields plus ``installation_id``. A
+# Potluck that reads only version 1 refuses it ("format version 2 is not supported")
+# rather than granting it everywhere; unbound licences stay version 1, byte for byte.
+BOUND_FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (FORMAT_VERSION, BOUND_FORMAT_VERSION)
 # Features a licence may grant; gating maps each to the module that switches it.
 KNOWN_FEATURES: dict[str, str] = {
     "sso": "Single sign-on (OIDC, SAML)",
@@ -19,8 +24,9 @@ KNOWN_FEATURES: dict[str, str] = {
     "credits": "Contribution credits",
     "compliance": "Compliance-tuned variants",
 }
-# How long before expiry the licence starts warning.
+# How long before expiry the licence starts warning, and when the warning turns urgent.
 EXPIRY_WARNING_DAYS = 30
+EXPIRY_URGENT_DAYS = 7
 
 
 class LicenceState(enum.StrEnum):
@@ -41,6 +47,10 @@ def format_time(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class Licence:
+    """A licence's fields. ``version`` is the format version it was read with (or is
+    meant for); ``to_payload`` writes the version its fields need: 2 when
+    ``installation_id`` binds it to one installation, else 1."""
+
     version: int
     license_id: str
     licensee: str
@@ -50,6 +60,11 @@ class Licence:
     issued_at: datetime
     expires_at: datetime
     grace_days: int
+    installation_id: str | None = None  # bound to this installation (None: any)
+
+    @property
+    def bound(self) -> bool:
+        return self.installation_id is not None
 
     @property
     def grace_ends_at(self) -> datetime:
@@ -74,8 +89,8 @@ class Licence:
         return max(1, self.seats // 10)
 
     def to_payload(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
+        payload: dict[str, Any] = {
+            "version": BOUND_FORMAT_VERSION if self.bound else FORMAT_VERSION,
             "license_id": self.license_id,
             "licensee": self.licensee,
             "organization": self.organization,
@@ -85,3 +100,6 @@ class Licence:
             "expires_at": format_time(self.expires_at),
             "grace_days": self.grace_days,
         }
+        if self.bound:
+            payload["installation_id"] = self.installation_id
+        return payload

@@ -48,3 +48,21 @@ class InstalledLicence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.license_id} for {self.licensee}"
+
+
+class Installation(models.Model):
+    """This installation's identity: one row (``pk`` 1), made on first use and never
+    changed. A licence bound to an installation names this id (see ``installation``).
+    Also where the last online renewal attempt is remembered (the console shows it)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    installation_id = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    renewal_checked_at = models.DateTimeField(null=True, blank=True)
+    renewal_outcome = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="one_installation")]
+
+    def __str__(self) -> str:
+        return self.installation_id

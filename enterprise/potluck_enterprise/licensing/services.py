@@ -13,16 +13,23 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.db import transaction
 from django.dispatch import Signal
 
 from potluck import extensions
 from potluck.accounts.models import User
 from potluck.errors import Forbidden, InvalidInput
-from potluck_enterprise.licensing import clock, format
-from potluck_enterprise.licensing.licence import KNOWN_FEATURES, Licence, LicenceState
-from potluck_enterprise.licensing.models import InstalledLicence
+from potluck_enterprise.licensing import clock, format, installation
+from potluck_enterprise.licensing.licence import (
+    EXPIRY_URGENT_DAYS,
+    KNOWN_FEATURES,
+    Licence,
+    LicenceState,
+)
+from potluck_enterprise.licensing.models import Installation, InstalledLicence
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +51,32 @@ class LicenceStatus:
     state: str  # a LicenceState value, NO_LICENCE or INVALID
     seats_used: int
     checked_at: datetime
+    installation: Installation
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def expiry_notice(self) -> str | None:
+        """``30_days`` within 30 days of expiry, ``7_days`` within 7, ``grace`` once
+        expired (features on until the grace ends), ``expired`` after; else None."""
+        licence = self.licence
+        if licence is None:
+            return None
+        if self.state in (LicenceState.GRACE, LicenceState.EXPIRED):
+            return self.state
+        if self.state == LicenceState.EXPIRING:
+            left = licence.expires_at - self.checked_at
+            return "7_days" if left.total_seconds() <= EXPIRY_URGENT_DAYS * 86400 else "30_days"
+        return None
+
+    def store_link(self) -> str | None:
+        """The store's page for this installation (``POTLUCK_LICENSE_STORE_URL``), with
+        its installation id and the seats in use; None when no store is configured."""
+        base = (settings.LICENSE_STORE_URL or "").rstrip("/")
+        if not base:
+            return None
+        query = urlencode({"installation_id": self.installation.installation_id,
+                           "seats": max(1, self.seats_used)})
+        return f"{base}/store/?{query}"
 
     @property
     def in_force(self) -> bool:
@@ -63,6 +95,14 @@ class LicenceStatus:
             "license_id": None, "licensee": None, "organization": None, "features": [],
             "issued_at": None, "expires_at": None, "grace_days": None, "grace_ends_at": None,
             "installed_at": None, "installed_by": None,
+            "installation_id": self.installation.installation_id,
+            "bound_to": None, "days_left": None, "expiry_notice": self.expiry_notice,
+            "store_url": self.store_link(),
+            "online_renewal": {
+                "enabled": bool(settings.LICENSE_STORE_URL and settings.LICENSE_ONLINE_RENEWAL),
+                "checked_at": self.installation.renewal_checked_at,
+                "outcome": self.installation.renewal_outcome or None,
+            },
         }
         if record is not None:
             body.update(installed_at=record.installed_at,
@@ -72,7 +112,8 @@ class LicenceStatus:
                 license_id=licence.license_id, licensee=licence.licensee,
                 organization=licence.organization, issued_at=licence.issued_at,
                 expires_at=licence.expires_at, grace_days=licence.grace_days,
-                grace_ends_at=licence.grace_ends_at,
+                grace_ends_at=licence.grace_ends_at, bound_to=licence.installation_id,
+                days_left=_days_until(licence.expires_at, self.checked_at),
                 features=[{"key": key, "title": KNOWN_FEATURES.get(key, key),
                            "enabled": self.in_force and key in KNOWN_FEATURES}
                           for key in licence.features],
@@ -108,15 +149,17 @@ def _store(text: str, licence: Licence, by: User | None, now: datetime) -> Insta
     )
 
 
-def install(text: str | bytes, *, by: User | None = None, now: datetime | None = None
-            ) -> InstalledLicence:
+def install(text: str | bytes, *, by: User | None = None, now: datetime | None = None,
+            actor: str | None = None) -> InstalledLicence:
     """Verify ``text`` and make it the installed licence; the previous one becomes history.
 
-    Refuses (``LicenceError``) anything that does not verify, and a licence whose grace
-    period has already ended: installing it would only switch features off.
+    Refuses (``LicenceError``) anything that does not verify (a licence bound to another
+    installation included), and a licence whose grace period has already ended:
+    installing it would only switch features off. ``actor`` names who installed it in
+    the audit trail when no person did (default ``operator``; online renewal says so).
     """
     now = _now(now)
-    licence = format.verify(text, now=now)
+    licence = format.verify(text, now=now, installation_id=installation.current_id())
     if licence.state_at(now) is LicenceState.EXPIRED:
         raise InvalidInput(
             f"the licence {licence.license_id} expired on {_day(licence.expires_at)} and its "
@@ -130,7 +173,7 @@ def install(text: str | bytes, *, by: User | None = None, now: datetime | None =
     licence_changed.send(sender=InstalledLicence, record=record)
     # After the signal: a licence that grants "compliance" has switched the audit log on.
     extensions.record_admin_event(
-        "licence.installed", actor=f"user:{by.id}" if by else "operator",
+        "licence.installed", actor=f"user:{by.id}" if by else (actor or "operator"),
         target=f"licence:{licence.license_id}",
         details={"licensee": licence.licensee, "features": sorted(licence.features),
                  "seats": licence.seats, "expires_at": licence.expires_at.isoformat()})
@@ -149,7 +192,7 @@ def licence_in_effect(now: datetime | None = None
     if record is None:
         return None, None, NO_LICENCE, None
     try:
-        licence = format.verify(record.raw, now=now)
+        licence = format.verify(record.raw, now=now, installation_id=installation.current_id())
     except format.LicenceError as exc:
         return record, None, INVALID, exc.message
     return record, licence, licence.state_at(now).value, None
@@ -182,8 +225,10 @@ def _warnings(licence: Licence | None, state: str, used: int, invalid_reason: st
     found: list[str] = []
     if state == LicenceState.EXPIRING:
         days = _days_until(licence.expires_at, now)
+        urgent = days <= EXPIRY_URGENT_DAYS
         found.append(f"the licence expires in {_plural(days, 'day')}, on "
-                     f"{_day(licence.expires_at)}")
+                     f"{_day(licence.expires_at)}"
+                     + (": install its renewal now" if urgent else ""))
     elif state == LicenceState.GRACE:
         found.append(f"the licence expired on {_day(licence.expires_at)}; enterprise features "
                      f"stay on during the grace period, until {_day(licence.grace_ends_at)}")
@@ -205,7 +250,7 @@ def status(now: datetime | None = None) -> LicenceStatus:
     record, licence, state, invalid_reason = licence_in_effect(now)
     used = seats_used()
     return LicenceStatus(record=record, licence=licence, state=state, seats_used=used,
-                         checked_at=now,
+                         checked_at=now, installation=installation.get(),
                          warnings=_warnings(licence, state, used, invalid_reason, now))
 
 

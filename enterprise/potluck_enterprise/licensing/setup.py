@@ -27,3 +27,7 @@ def install() -> None:
     extensions.member_policies.register("licence-seats", SeatPolicy(), replace=True)
     extensions.cli_commands.register("license", license_group, replace=True)
     gating.start()
+    from potluck.celery_app import app
+    from potluck_enterprise.licensing.tasks import BEAT_SCHEDULE
+
+    app.conf.beat_schedule = {**(app.conf.beat_schedule or {}), **BEAT_SCHEDULE}

@@ -3,6 +3,7 @@ import { useQuery } from "@tanstack/react-query";
 import { api } from "../api/client";
 import type { Extensions, Panel } from "../api/types";
 import { ErrorMessage, Loadable, Loading, Section } from "../components/ui";
+import { LicencePanel } from "../licence/LicencePanel";
 
 export function show(value: unknown): string {
   if (value === null || value === undefined || value === "") return "—";
@@ -56,7 +57,8 @@ export function Enterprise() {
           <p>To enable it, get a licence from the Potluck team and install it on the server
             with <code>potluck license install &lt;file&gt;</code>; its panels then appear here.</p>
         </Section>
-      ) : ext.data?.panels.map((p) => <PanelView key={p.key} panel={p} />)}
+      ) : ext.data?.panels.map((p) => (p.key === "licence"
+        ? <LicencePanel key={p.key} /> : <PanelView key={p.key} panel={p} />))}
       {ext.data?.features.length ? (
         <Section title="Licensed features"><ul>{ext.data.features.map((f) => <li key={f.key}>{f.title}</li>)}</ul></Section>
       ) : null}

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from fake_stripe import WEBHOOK_SECRET  # noqa: F401 - the billing tests import it here
+from fake_stripe import WEBHOOK_SECRET  # noqa: F401 (the fake signs with it)
 
 DEMO_BOOK = {
     "effective_from": "2020-01-01T00:00:00Z", "currency": "USD", "time_zone": "UTC",

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: LicenseRef-Potluck-Enterprise
-"""Billing fixtures: a licensed install with billing on (the Stripe fake's fixture,
-``stripe_fake``, is in tests/enterprise/conftest.py)."""
+"""Billing fixtures: a licensed install with billing on (the Stripe fake, ``stripe_fake``,
+is in tests/enterprise/conftest.py)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,9 @@ from potluck_enterprise.licensing.models import InstalledLicence
 
 STATUS_KEYS = {"installed", "state", "warnings", "seats_used", "seats", "seats_limit",
                "license_id", "licensee", "organization", "features", "issued_at",
-               "expires_at", "grace_days", "grace_ends_at", "installed_at", "installed_by"}
+               "expires_at", "grace_days", "grace_ends_at", "installed_at", "installed_by",
+               "installation_id", "bound_to", "days_left", "expiry_notice", "store_url",
+               "online_renewal"}
 
 
 @pytest.fixture

@@ -26,9 +26,12 @@ def test_the_license_group_is_part_of_the_potluck_command():
 
 
 def test_show_without_a_licence(clock):
+    from potluck_enterprise.licensing import installation
+
     result = potluck("license", "show")
     assert result.exit_code == 0
-    assert result.stdout == "no licence installed: this is the community edition\n"
+    assert result.stdout == ("no licence installed: this is the community edition\n"
+                             f"installation: {installation.current_id()}\n")
 
 
 def test_install_a_file_then_show_it(issuer, clock, tmp_path):
@@ -44,7 +47,10 @@ def test_install_a_file_then_show_it(issuer, clock, tmp_path):
 
     shown = potluck("license", "show")
     assert shown.exit_code == 0
+    from potluck_enterprise.licensing import installation
+
     assert shown.stdout.splitlines() == [
+        f"installation: {installation.current_id()}",
         "licence:      lic-test-0001",
         "licensee:     Acme Corp",
         "organization: Acme",
@@ -54,6 +60,7 @@ def test_install_a_file_then_show_it(issuer, clock, tmp_path):
         "issued:       2026-01-01 00:00 UTC",
         "expires:      2026-01-21 00:00 UTC",
         "grace until:  2026-02-04 00:00 UTC",
+        "bound to:     any installation",
         "installed:    2026-01-02 00:00 UTC",
     ]
     assert shown.stderr == "warning: the licence expires in 19 days, on 2026-01-21\n"

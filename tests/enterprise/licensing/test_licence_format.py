@@ -164,10 +164,10 @@ def test_a_flipped_signature_bit_is_refused(issuer):
 
 
 def test_an_unknown_format_version_is_refused_even_when_signed(issuer):
-    error = refusal(issuer.licence(version=2, seats_per_org=5))
+    error = refusal(issuer.licence(version=3, seats_per_org=5))
     assert error.reason is Reason.UNKNOWN_VERSION
-    assert error.message == ("licence format version 2 is not supported; this Potluck reads "
-                             "version 1")
+    assert error.message == ("licence format version 3 is not supported; this Potluck reads "
+                             "versions 1 and 2")
 
 
 def test_a_missing_field_is_refused(issuer):

@@ -86,7 +86,8 @@ def test_states_and_warnings_follow_the_clock(issuer, clock):
     assert services.status().warnings == ["the licence expires in 30 days, on 2027-01-01"]
 
     clock.set(expires - timedelta(hours=2))
-    assert services.status().warnings == ["the licence expires in 1 day, on 2027-01-01"]
+    assert services.status().warnings == [
+        "the licence expires in 1 day, on 2027-01-01: install its renewal now"]
 
     clock.set(expires)
     status = services.status()
