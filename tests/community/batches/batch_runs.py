@@ -6,7 +6,9 @@ real vLLM): helpers shared by test_batch_*.py."""
 from __future__ import annotations
 
 import socket
+import sys
 import threading
+import traceback
 from collections.abc import Iterable
 
 from django.db import OperationalError, connections
@@ -35,6 +37,19 @@ def in_background(batch_id: str) -> tuple[threading.Thread, list[str]]:
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     return thread, said
+
+
+def join(thread: threading.Thread, seconds: float = 60) -> None:
+    """Wait for a run started by ``in_background``; if it is still running after
+    ``seconds``, fail with the stack of every thread (where it is stuck)."""
+    thread.join(seconds)
+    if thread.is_alive():
+        frames = sys._current_frames()
+        stacks = "\n".join(
+            f"--- {t.name}\n" + "".join(traceback.format_stack(frames[t.ident]))
+            for t in threading.enumerate() if t.ident in frames)
+        raise AssertionError(f"the batch run did not end within {seconds:.0f} s; "
+                             f"threads:\n{stacks}")
 
 
 def closed_port() -> int:

@@ -10,6 +10,7 @@ import pytest
 from batch_lines import read_jsonl, request_line
 from batch_runs import (
     in_background,
+    join,
     new_batch,
     stored_file,
 )
@@ -35,7 +36,7 @@ def test_cancel_mid_run_lets_in_flight_lines_finish_and_keeps_their_results(
 
     cancelling = services.cancel_batch(org, batch.pk)
     assert cancelling.status == BatchStatus.CANCELLING
-    thread.join(30)
+    join(thread)
     assert said == [BatchStatus.CANCELLED]
     batch.refresh_from_db()
     assert batch.cancelling_at <= batch.cancelled_at
@@ -57,7 +58,7 @@ def test_a_running_batch_expires_and_unsent_lines_get_batch_expired(
     thread, said = in_background(batch.pk)
     wait_for(lambda: BatchResult.objects.filter(batch=batch).count() >= 2, 30, "two lines")
     Batch.objects.filter(pk=batch.pk).update(expires_at=timezone.now())
-    thread.join(30)
+    join(thread)
 
     assert said == [BatchStatus.EXPIRED]
     batch.refresh_from_db()

@@ -14,6 +14,7 @@ import pytest
 from batch_lines import read_jsonl, request_line
 from batch_runs import (
     in_background,
+    join,
     new_batch,
     outage_in,
     ran_some_lines,
@@ -106,7 +107,7 @@ def test_a_runner_that_cannot_renew_its_lease_stops_sending_before_it_lapses(
     assert lease.claim(batch.pk, "successor") is not None  # as the periodic pass would
     time.sleep(0.5)
     answer.set()
-    thread.join(30)
+    join(thread)
     assert said == ["lease_lost"]
     sent = len(replica.request_ids)
     assert 4 <= sent < 300
@@ -185,7 +186,7 @@ def test_a_worker_shutting_down_hands_its_batch_back_to_be_resumed(
     wait_for(lambda: BatchResult.objects.filter(batch=batch).count() >= 4, 30, "4 lines")
     WORKER_SHUTTING_DOWN.set()  # what Celery's worker_shutting_down signal does
     try:
-        thread.join(30)
+        join(thread)
     finally:
         WORKER_SHUTTING_DOWN.clear()
     assert said == ["worker_shutdown"]

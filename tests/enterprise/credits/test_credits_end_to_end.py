@@ -103,13 +103,17 @@ def test_a_merged_patch_pays_for_inference(tmp_path, demo_model_dir):
             while balance(up.base, key) != 5000:
                 assert time.monotonic() - sent < 60, up.output()[-3000:]
                 time.sleep(0.2)
-            credited = time.monotonic() - sent
+            credited_at = time.monotonic()
+            credited = credited_at - sent
             print(f"\nwebhook answered in {answered * 1000:.0f} ms; credits in the wallet "
                   f"{credited:.2f} s after it was sent")
 
             # The contributor spends them with the OpenAI SDK.
             sdk = openai.OpenAI(base_url=up.base + "/v1", api_key=key, max_retries=0,
                                 timeout=60)
+            # Until the demo model is READY the gateway answers 503; until each web
+            # worker's view of balances has refreshed (about once a second, see
+            # credits/policy.py), a worker that still saw 0 answers 429.
             deadline = time.monotonic() + 300
             while True:
                 try:
@@ -118,7 +122,10 @@ def test_a_merged_patch_pays_for_inference(tmp_path, demo_model_dir):
                         messages=[{"role": "user", "content": "What is a class?"}])
                     break
                 except openai.APIStatusError as error:
-                    assert error.status_code == 503, error
+                    stale_view = (error.status_code == 429
+                                  and error.code == "insufficient_credits"
+                                  and time.monotonic() - credited_at < 10)
+                    assert error.status_code == 503 or stale_view, error
                     assert time.monotonic() < deadline, up.output()[-3000:]
                     time.sleep(2)
             cost = chat.usage.prompt_tokens * 0.1 + chat.usage.completion_tokens * 0.2
