@@ -214,6 +214,7 @@ def test_another_orgs_objects_answer_404_on_every_enterprise_id_route(
         assert before is not None
         path = "/" + re.sub(r"\{\w+\}", str(object_id), route)
         nowhere = "/" + re.sub(r"\{\w+\}", NOWHERE, route)
+        malformed = "/" + re.sub(r"\{\w+\}", "not-an-id", route)
         body = dict(BODIES.get(route, {}))
         if body.get("spec") == "finance":
             from potluck_enterprise.compliance import profiles
@@ -234,6 +235,16 @@ def test_another_orgs_objects_answer_404_on_every_enterprise_id_route(
                 assert response.status_code == expected, (
                     caller, method.upper(), path, response.status_code, response.content[:300])
                 assert snapshot() == before, (caller, method.upper(), path)
+                if expected == 200:  # the caller's own, in the caller's organization
+                    from potluck_enterprise.compliance.models import ComplianceProfile
+
+                    assert ComplianceProfile.objects.filter(organization=org,
+                                                            key=object_id).exists()
+                # A malformed id is a client's error, never a server's (a profile's
+                # name is any name: PUT makes the caller's own).
+                if not (route in OWN_NAMESPACE and method == "put"):
+                    odd = getattr(client, method)(malformed, body, format="json").status_code
+                    assert 400 <= odd < 500, (caller, method.upper(), malformed, odd)
             checked.append(f"{method.upper()} {route}")
     assert unknown == [], ("enterprise routes with an id but no entry in OBJECTS, "
                            f"OPERATOR_ONLY or NOT_TENANT_OBJECTS: {unknown}")
