@@ -163,8 +163,10 @@ def test_every_stage_runs_in_order_refusals_are_recorded_and_streams_metered_onc
                 assert len(upstream.bodies) == calls_to_upstream  # never reached it
                 streamed = await ask(key, stream=True,
                                      messages=[{"role": "user", "content": "status?"}])
+                with_usage = await ask(key, stream=True, stream_options={"include_usage": True},
+                                       messages=[{"role": "user", "content": "again?"}])
             return {"pipeline": pipeline, "calls": calls, "served": served, "seen": seen,
-                    "refused": refused, "streamed": streamed}
+                    "refused": refused, "streamed": streamed, "with_usage": with_usage}
         finally:
             from django.db import connections
 
@@ -224,9 +226,22 @@ def test_every_stage_runs_in_order_refusals_are_recorded_and_streams_metered_onc
     assert of(calls, stream_id, "on_request") == inward
     assert of(calls, stream_id, "on_finish") == in_order_finish
 
+    # A client that asked for the usage chunk gets it last, after the compliance text,
+    # naming the variant it asked for (never the base that served it).
+    with_usage = out["with_usage"]
+    usage_id = with_usage.headers["x-request-id"]
+    lines = [line[len("data: "):] for line in with_usage.text.splitlines()
+             if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    chunks = [json.loads(line) for line in lines[:-1]]
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 3
+    assert {c["model"] for c in chunks} == {VARIANT}
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks[:-1]) == (
+        f"Your card **** **** **** 1111 is ok.\n\n{DISCLAIMER}")
+
     # Metered once each (one usage event on the stream), the refusal included; the
-    # audit log has all three.
-    ids = {rid, refused_id, stream_id}
+    # audit log has them all.
+    ids = {rid, refused_id, stream_id, usage_id}
     usage_events = [stream.decode(fields)
                     for _, fields in redis_conn.xrange(stream.STREAM_KEY)]
     assert sorted(e.request_id for e in usage_events) == sorted(ids)
@@ -235,9 +250,9 @@ def test_every_stage_runs_in_order_refusals_are_recorded_and_streams_metered_onc
         rollup.roll_up("pipeline-test", 500)
         return UsageRecord.objects.filter(request_id__in=ids).count() >= len(ids)
 
-    wait_for(recorded, 30, "three usage records")
+    wait_for(recorded, 30, "four usage records")
     rows = {r.request_id: r for r in UsageRecord.objects.filter(request_id__in=ids)}
-    assert UsageRecord.objects.filter(request_id__in=ids).count() == 3
+    assert UsageRecord.objects.filter(request_id__in=ids).count() == 4
     assert (rows[stream_id].stream, rows[stream_id].prompt_tokens,
             rows[stream_id].completion_tokens) == (True, 7, 3)
     assert (rows[refused_id].status, rows[refused_id].completion_tokens) == (429, 0)
