@@ -197,6 +197,7 @@ def test_every_stage_runs_in_order_refusals_are_recorded_and_streams_metered_onc
     assert of(calls, rid, "on_finish") == in_order_finish
     assert out["seen"]["model"] == MODEL
     assert out["seen"]["messages"][0]["content"] == "card [CARD]"
+    assert served.json()["model"] == VARIANT
     assert served.json()["choices"][0]["message"]["content"] == (
         f"Your card **** **** **** 1111 is ok.\n\n{DISCLAIMER}")
 
@@ -262,3 +263,5 @@ def test_every_stage_runs_in_order_refusals_are_recorded_and_streams_metered_onc
     assert (audited[refused_id]["status"], audited[refused_id]["outcome"],
             audited[refused_id]["error_code"]) == (429, "refused", "budget_exceeded")
     assert audited[stream_id]["stream"] is True and audited[rid]["status"] == 200
+    assert audited[stream_id]["detections"] == {"response:CARD:mask": 1}
+    assert len(audited[stream_id]["answer_sha256"]) == 64
