@@ -19,6 +19,7 @@ from potluck_enterprise.credits import ledger
 from potluck_enterprise.credits.models import AccountKind, LedgerTransaction
 from potluck_enterprise.store import sales
 from potluck_enterprise.store.models import Sale
+from potluck_enterprise.store.signals import licence_sale
 
 SHARE = "0.0333"  # a share that does not divide the prices: the floor matters
 
@@ -102,4 +103,37 @@ def test_a_failing_revenue_sink_never_fails_the_webhook(store, client, mailoutbo
     settings.CREDITS_REVENUE_SHARE = "0.5"
     assert sales.announce_pending() == 1  # what the housekeeping task does each minute
     assert pool() == 9900 // 2
+    check_ledger()
+
+
+def test_a_sale_that_cannot_be_announced_does_not_hold_back_later_ones(
+        store, client, mailoutbox, licensed, settings):
+    """Sales are announced oldest first; one whose receiver keeps failing is retried on
+    every pass, and the sales after it are announced meanwhile."""
+    licensed(features=["billing", "credits"])
+    settings.CREDITS_REVENUE_SHARE = "0.5"
+    sign_in(client, mailoutbox, "buyer@acme.test")
+    Sale.objects.all().delete()
+    stuck: set[str] = set()
+
+    def refuse(sender, sale, **kwargs):
+        if sale.key in stuck:
+            raise RuntimeError("the receiver is down")
+
+    licence_sale.connect(refuse, dispatch_uid="test-refuse")
+    try:
+        buy(client, store.fake, plan="team", seats=10)  # announced at once
+        first = Sale.objects.get()
+        Sale.objects.filter(pk=first.pk).update(announced_at=None)
+        stuck.add(first.key)
+        buy(client, store.fake, plan="team", seats=10)  # a later sale
+        later = Sale.objects.exclude(pk=first.pk).get()
+        assert later.announced_at is not None  # the webhook's pass skipped the stuck one
+        assert Sale.objects.get(pk=first.pk).announced_at is None
+        assert sales.announce_pending() == 0  # still failing: retried, still pending
+        stuck.clear()
+        assert sales.announce_pending() == 1
+    finally:
+        licence_sale.disconnect(dispatch_uid="test-refuse")
+    assert pool() == 9900 // 2 * 2
     check_ledger()
