@@ -8,7 +8,9 @@ that ends without it was cut (``StreamCut``).
 
 Two paths: with no stream transformer registered, events pass through as bytes (only
 the few that carry usage are parsed); with transformers, each ``data:`` event is parsed
-once, handed to the transformers in order, and serialized again.
+once, handed to the transformers in order, and serialized again. On both, every event
+names the model the client asked for, and the usage chunk (when the client asked for it)
+is the last event before ``[DONE]``, after whatever the transformers add at the end.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class StreamRelay:
         self.saw_usage = False
         self.saw_done = False
         self.content_events = 0
+        self.usage_payload: dict[str, Any] | None = None  # the usage chunk, sent last
 
     # -- both paths -----------------------------------------------------------------
     async def feed(self, chunk: bytes) -> bytes:
@@ -156,6 +159,9 @@ class StreamRelay:
                 self.saw_done = True
                 for tail in await self._end_transformers():
                     out.append(self._serialize(tail))
+                if self.usage_payload is not None:  # OpenAI's: the last chunk before [DONE]
+                    out.append(self._serialize(self.usage_payload))
+                    self.usage_payload = None
                 out.append(DONE)
                 continue
             try:
@@ -166,14 +172,16 @@ class StreamRelay:
             if not isinstance(payload, dict):
                 out.append(event + b"\n\n")
                 continue
+            # Every event the client gets names the model it asked for (an alias's
+            # replicas know it by their own name), the usage chunk included.
+            if self.served_name and payload.get("model") == self.served_name:
+                payload["model"] = self.public_name
             if self._read_usage(payload) and not payload.get("choices"):
-                if self.ctx.client_wants_usage:
-                    out.append(self._serialize(payload))
+                if self.ctx.client_wants_usage:  # held: the transformers may still add text
+                    self.usage_payload = payload
                 continue
             if payload.get("choices"):
                 self._counted()
-            if self.served_name and payload.get("model") == self.served_name:
-                payload["model"] = self.public_name
             for emitted in await self._through(payload, 0):
                 out.append(self._serialize(emitted))
         return b"".join(out)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from django.db import transaction
@@ -11,6 +12,8 @@ from django.utils import timezone
 from potluck import extensions
 from potluck_enterprise.store.models import Sale, StoreAccount, StoreSubscription
 from potluck_enterprise.store.signals import SaleEvent, licence_sale
+
+log = logging.getLogger(__name__)
 
 
 def record(key: str, kind: str, *, account: StoreAccount, amount: int, currency: str,
@@ -33,19 +36,33 @@ def event_of(sale: Sale) -> SaleEvent:
 
 
 def announce_pending() -> int:
-    """Send ``licence_sale`` for each sale not announced yet; returns how many."""
+    """Send ``licence_sale`` for each sale not announced yet, oldest first; returns how
+    many were announced. A sale whose announcement fails (a receiver or revenue sink
+    raises) is logged, left unannounced for the next pass, and does not hold back the
+    sales after it."""
     sent = 0
+    failed: list[str] = []
     while True:
-        with transaction.atomic():
-            sale = (Sale.objects.select_for_update(skip_locked=True, of=("self",))
-                    .select_related("account", "subscription")
-                    .filter(announced_at__isnull=True).order_by("occurred_at", "key").first())
+        sale = None
+        try:
+            with transaction.atomic():
+                sale = (Sale.objects.select_for_update(skip_locked=True, of=("self",))
+                        .select_related("account", "subscription")
+                        .filter(announced_at__isnull=True).exclude(key__in=failed)
+                        .order_by("occurred_at", "key").first())
+                if sale is None:
+                    return sent
+                licence_sale.send(sender=Sale, sale=event_of(sale))
+                if sale.amount > 0:  # a sale funds the revenue share (contribution credits)
+                    extensions.record_revenue("licence_sale", sale.key, sale.amount,
+                                              sale.currency, occurred_at=sale.occurred_at)
+                sale.announced_at = timezone.now()
+                sale.save(update_fields=["announced_at"])
+        except Exception:
             if sale is None:
-                return sent
-            licence_sale.send(sender=Sale, sale=event_of(sale))
-            if sale.amount > 0:  # a sale funds the revenue share (contribution credits)
-                extensions.record_revenue("licence_sale", sale.key, sale.amount,
-                                          sale.currency, occurred_at=sale.occurred_at)
-            sale.announced_at = timezone.now()
-            sale.save(update_fields=["announced_at"])
-            sent += 1
+                raise  # the query itself failed: nothing to skip
+            log.exception("store: announcing sale %s failed; the next pass retries it",
+                          sale.key)
+            failed.append(sale.key)
+            continue
+        sent += 1

@@ -101,7 +101,14 @@ def receive(payload: bytes, signature: str | None) -> tuple[StoreEvent, bool]:
     except IntegrityError:  # the same event delivered concurrently: the other one won
         return StoreEvent.objects.get(id=data["id"]), False
     if first:
-        sales.announce_pending()
+        # The event is applied and committed: announcing its sales is best effort here
+        # (the housekeeping task retries every minute); a receiver or revenue sink that
+        # fails must not tell Stripe the delivery failed.
+        try:
+            sales.announce_pending()
+        except Exception:
+            log.exception("store: announcing sales after event %s failed; the housekeeping "
+                          "task will retry", stored.id)
     return stored, first
 
 
