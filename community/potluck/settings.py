@@ -145,6 +145,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "run" / "celerybeat-schedule")
 NODE_HEARTBEAT_SECONDS = env.env_int("POTLUCK_NODE_HEARTBEAT_SECONDS", 5)
 # A node whose heartbeat is older than this is marked lost.
 NODE_LOST_AFTER_SECONDS = env.env_int("POTLUCK_NODE_LOST_AFTER_SECONDS", 20)
+# How often beat looks for lost nodes: half that time (at most every 10 s), so that a node
+# is marked lost at most half its lost-after time late.
+NODE_LOST_CHECK_SECONDS = min(10.0, max(1.0, NODE_LOST_AFTER_SECONDS / 2))
 # A usage-stream consumer silent this long on an entry is taken for dead; others take over.
 USAGE_RECLAIM_IDLE_SECONDS = env.env_int("POTLUCK_USAGE_RECLAIM_IDLE_SECONDS", 60)
 # A usage consumer that raised is retried from its cursor after this, doubling per failure
@@ -443,7 +446,8 @@ LOGGING = {
 }
 
 CELERY_BEAT_SCHEDULE = {
-    "replace-lost-nodes": {"task": "potluck.serving.replace_lost_nodes", "schedule": 10.0},
+    "replace-lost-nodes": {"task": "potluck.serving.replace_lost_nodes",
+                           "schedule": NODE_LOST_CHECK_SECONDS},
     # Expires: a backlog of roll-ups queued while no worker ran is one roll-up's work.
     "usage-roll-up": {"task": "potluck.usage.roll_up", "schedule": 2.0,
                       "options": {"expires": 10}},
