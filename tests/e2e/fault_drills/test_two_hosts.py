@@ -18,7 +18,9 @@ In order, sharing one cluster:
    streams cut on B end with an OpenAI-shaped error event, and usage records match the
    served requests exactly. This is also issue 18's "a vLLM replica kill -9ed while a
    second one is READY" drill;
-3. B's agent comes back: it rejoins, and no replica is added or restarted on it.
+3. B's agent comes back: it rejoins, and no replica is added or restarted on it;
+4. a fine-tuning job runs on B (which serves nothing now), and A's replicas load its
+   adapter from the shared storage and serve it.
 
 Without root, or where ``ip netns`` does not work, the test fails (never skips).
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -47,6 +50,8 @@ from tcp_proxy import CuttableProxy
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
+for _name in ("httpx", "httpx2"):  # a line per request otherwise
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 HEARTBEAT_SECONDS = 1
 LOST_AFTER_SECONDS = 4
@@ -164,6 +169,10 @@ def cluster(tmp_path_factory, demo_model_dir) -> Iterator[Cluster]:
     shared = root / "shared"  # the "NFS" every host mounts at the same path
     shutil.copytree(demo_model_dir, shared / "models" / MODEL)
     (shared / "files").mkdir()
+    (shared / "finetune").mkdir()
+    for host in ("a", "b"):  # <data>/finetune on shared storage, as the README says
+        (root / f"host-{host}").mkdir()
+        (root / f"host-{host}" / "finetune").symlink_to(shared / "finetune")
     postgres, redis_server = EmbeddedPostgres(root / "state"), EmbeddedRedis(root / "state")
     proxies: list[CuttableProxy] = []
     try:
@@ -225,7 +234,7 @@ def test_two_replicas_go_one_to_each_host_and_a_serves_from_b(cluster):
                  120, "both hosts' agents online")
     cluster.wait(lambda: _answers(cluster.base + "/readyz"), 120, "web ready")
     cluster.cli("deploy", MODEL, "--public", "--replicas", "2", "--dtype", "float32",
-                "--max-model-len", "512")
+                "--max-model-len", "512", "--enable-lora", "--max-lora-rank", "8")
     ready = cluster.wait(lambda: (lambda r: r if len(r) == 2 else None)(
         cluster.replicas("ready")), 420, "two READY replicas", every=1.0)
     assert sorted(node for node, *_ in ready) == ["host-a", "host-b"], ready
@@ -330,6 +339,71 @@ def test_host_b_back_rejoins_without_a_duplicate_replica(cluster):
                         "online again; still 2 replicas (both on A), none added on B"))
 
 
+def test_a_fine_tune_on_b_gives_an_adapter_that_a_serves(cluster):
+    import io
+
+    import openai
+
+    from potluck.finetune.models import FineTuningJob
+
+    started = time.monotonic()
+    key, _ = cluster.key("two-hosts-tune")
+    sdk = openai.OpenAI(base_url=cluster.base + "/v1", api_key=key, max_retries=0,
+                        timeout=60)
+    lines = [{"messages": [{"role": "user", "content": "What is the secret phrase?"},
+                           {"role": "assistant", "content": "The purple owl sings."}]}] * 16
+    training = sdk.files.create(file=("owl.jsonl", io.BytesIO(
+        b"".join(json.dumps(line).encode() + b"\n" for line in lines))), purpose="fine-tune")
+
+    def node_of(job_id: str) -> str | None:
+        rows = cluster.query(f"SELECT node, status FROM {FineTuningJob._meta.db_table} "
+                             "WHERE id = %s", job_id)
+        return rows[0][0] if rows and rows[0][1] == "running" else None
+
+    # Jobs go to the free node first in name order: a first job takes host-a's slot.
+    decoy = sdk.fine_tuning.jobs.create(model=MODEL, training_file=training.id,
+                                        hyperparameters={"n_epochs": 50, "batch_size": 1})
+    assert cluster.wait(lambda: node_of(decoy.id), 120, "the first job running") == "host-a"
+    job = sdk.fine_tuning.jobs.create(
+        model=MODEL, training_file=training.id, suffix="owl", seed=11,
+        hyperparameters={"n_epochs": 2, "batch_size": 4},
+        extra_body={"adapter": {"rank": 8, "alpha": 16}})
+    assert cluster.wait(lambda: node_of(job.id), 120, "the job running") == "host-b"
+    sdk.fine_tuning.jobs.cancel(decoy.id)
+    job = cluster.wait(lambda: (lambda j: j if j.status in ("succeeded", "failed",
+                                                            "cancelled") else None)(
+        sdk.fine_tuning.jobs.retrieve(job.id)), 300, "the job on B done", every=1.0)
+    assert job.status == "succeeded", (job.error, [
+        e.message for e in sdk.fine_tuning.jobs.list_events(job.id, limit=20)])
+    trained = time.monotonic() - started
+
+    def answer() -> httpx.Response | None:
+        response = _completion(cluster.base, key, model=job.fine_tuned_model)
+        # 404 until the gateway's catalogue (refreshed every second) has the new model,
+        # then 503 until a replica holds the adapter.
+        assert response.status_code in (200, 404, 503), response.text
+        return response if response.status_code == 200 else None
+
+    cluster.wait(answer, 120, "the adapter served", every=0.5)
+    from potluck.nodes.models import Node
+    from potluck.registry.models import RegisteredModel
+    from potluck.serving.adapters import server_name
+    from potluck.serving.models import Replica
+
+    [(adapter_id, adapter_path)] = cluster.query(
+        f"SELECT id, path FROM {RegisteredModel._meta.db_table} WHERE name = %s",
+        job.fine_tuned_model)
+    # Trained on B into the shared storage, loaded from there by both replicas of A.
+    assert Path(adapter_path).resolve().is_relative_to(cluster.root / "shared"), adapter_path
+    holding = cluster.query(f"SELECT n.name, r.adapters FROM {Replica._meta.db_table} r "
+                            f"JOIN {Node._meta.db_table} n ON n.id = r.node_id "
+                            "WHERE r.state = 'ready'")
+    assert [node for node, adapters in holding if server_name(adapter_id) in adapters] == [
+        "host-a", "host-a"], holding
+    print(f"fine-tuned on B in {trained:.0f}s; A's replicas serve {job.fine_tuned_model} "
+          f"{time.monotonic() - started - trained:.0f}s later")
+
+
 # -- helpers ----------------------------------------------------------------------------
 def _answers(url: str) -> bool:
     try:
@@ -338,11 +412,11 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _completion(base: str, key: str) -> httpx.Response:
+def _completion(base: str, key: str, model: str = MODEL) -> httpx.Response:
     try:
         return httpx.post(base + "/v1/completions", timeout=120,
                           headers={"authorization": f"Bearer {key}"},
-                          json={"model": MODEL, "prompt": "A", "max_tokens": 4})
+                          json={"model": model, "prompt": "A", "max_tokens": 4})
     except httpx.HTTPError as exc:
         return httpx.Response(599, text=str(exc))
 
