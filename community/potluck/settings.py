@@ -165,7 +165,9 @@ SERVING_STOP_GRACE_SECONDS = env.env_int("POTLUCK_SERVING_STOP_GRACE_SECONDS", 2
 SERVING_RESTART_BACKOFF_SECONDS = env.env_int("POTLUCK_SERVING_RESTART_BACKOFF_SECONDS", 5)
 SERVING_RESTART_BACKOFF_MAX_SECONDS = env.env_int("POTLUCK_SERVING_RESTART_BACKOFF_MAX_SECONDS",
                                                   300)
-SERVING_REPLICA_BIND_HOST = env.env_str("POTLUCK_REPLICA_BIND_HOST", "127.0.0.1")
+# Unset: the node's own address, where the gateway and the agent's health checks reach the
+# replicas (a replica on loopback behind a routable address would never become READY).
+SERVING_REPLICA_BIND_HOST = env.env_str("POTLUCK_REPLICA_BIND_HOST", NODE_ADDRESS)
 SERVING_REPLICA_PORTS = env.env_str("POTLUCK_REPLICA_PORTS", "8100-8999")
 SERVING_CPU_KVCACHE_GIB = env.env_int("POTLUCK_VLLM_CPU_KVCACHE_SPACE", 1)
 # Who vLLM replicas and trainers run as when the node agent runs as root: "auto" (the
