@@ -82,8 +82,8 @@ class Cluster:
 
     def host_env(self, host: Host) -> dict[str, str]:
         return {**self.env, "POTLUCK_DATA_DIR": str(self.root / f"host-{host.name}"),
-                "POTLUCK_NODE_NAME": f"host-{host.name}", "POTLUCK_NODE_ADDRESS": host.address,
-                "POTLUCK_REPLICA_BIND_HOST": host.address}
+                # The replicas listen on the node's address (POTLUCK_REPLICA_BIND_HOST unset).
+                "POTLUCK_NODE_NAME": f"host-{host.name}", "POTLUCK_NODE_ADDRESS": host.address}
 
     def start(self, name: str, host: Host, argv: list[str], **extra: str) -> None:
         log = (self.root / "logs" / f"{name}.log").open("ab")
@@ -190,7 +190,8 @@ def cluster(tmp_path_factory, demo_model_dir) -> Iterator[Cluster]:
                                               network.gateway).start()
             proxies += [pg, rd]
             env = {k: v for k, v in os.environ.items()
-                   if k not in ("DATABASE_URL", "REDIS_URL", "POTLUCK_DATA_DIR")}
+                   if k not in ("DATABASE_URL", "REDIS_URL", "POTLUCK_DATA_DIR",
+                                "POTLUCK_REPLICA_BIND_HOST")}
             env.update(
                 DATABASE_URL=f"postgresql://postgres@{network.gateway}:{pg.port}/{DATABASE_NAME}",
                 REDIS_URL=f"redis://{network.gateway}:{rd.port}/0",
@@ -260,7 +261,7 @@ def test_host_b_lost_under_traffic_costs_no_request_and_no_usage(cluster):
                                            if r[0] == "host-b"]
     b_url = f"http://{b_host}:{b_port}"
     streams = Streams(cluster.base, key)
-    with Traffic(cluster.base, key, rate=3) as traffic:
+    with Traffic(cluster.base, key, rate=2) as traffic:
         time.sleep(3)
         # Streams in flight on both replicas (the gateway balances by requests in flight).
         streams.open(4)
@@ -465,7 +466,7 @@ class Streams:
         try:
             with httpx.stream("POST", self.base + "/v1/completions", timeout=120,
                               headers={"authorization": f"Bearer {self.key}"},
-                              json={"model": MODEL, "prompt": "A", "max_tokens": 400,
+                              json={"model": MODEL, "prompt": "A", "max_tokens": 200,
                                     "ignore_eos": True, "stream": True}) as response:
                 outcome.status = response.status_code
                 outcome.request_id = response.headers.get("x-request-id")
