@@ -316,7 +316,8 @@ def test_host_b_lost_under_traffic_costs_no_request_and_no_usage(cluster):
     report(DrillFigures("two hosts: host B lost (kill -9)", traffic.sent + len(streams.done),
                         len(traffic.errors()), traffic.errors_by_kind(), recovered, usage,
                         wall,
-                        f"B marked lost after {lost:.1f}s (lost after {LOST_AFTER_SECONDS}s); "
+                        f"B marked lost {lost:.1f}s after the kill (heartbeat "
+                        f"{HEARTBEAT_SECONDS}s, lost after {LOST_AFTER_SECONDS}s); "
                         f"recovery: B's replica READY on A; {len(cut)} stream(s) cut on B "
                         "ended with an error event; usage exact"))
 
