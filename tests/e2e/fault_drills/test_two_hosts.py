@@ -204,7 +204,9 @@ def cluster(tmp_path_factory, demo_model_dir) -> Iterator[Cluster]:
                 POTLUCK_FILE_STORAGE_ROOT=str(shared / "files"),
                 POTLUCK_NODE_HEARTBEAT_SECONDS=str(HEARTBEAT_SECONDS),
                 POTLUCK_NODE_LOST_AFTER_SECONDS=str(LOST_AFTER_SECONDS),
-                POTLUCK_SERVING_RECONCILE_SECONDS="1", POTLUCK_DEFAULT_KEY_RPM="100000")
+                POTLUCK_SERVING_RECONCILE_SECONDS="1", POTLUCK_DEFAULT_KEY_RPM="100000",
+                # A loaded 2-core machine has taken over 3 minutes to start a replica.
+                POTLUCK_SERVING_READY_TIMEOUT_SECONDS="600")
             cluster = Cluster(network, root, env, UsageLedger(admin_url), admin_url)
             cluster.cli("bootstrap")
             cluster.cli("models", "add", MODEL, "--path", str(shared / "models" / MODEL),
