@@ -11,32 +11,34 @@ from collections.abc import Callable
 
 
 class CuttableProxy:
-    """Listens on 127.0.0.1:``port`` and forwards each connection to ``connect()``.
+    """Listens on ``host``:``port`` (127.0.0.1 unless told) and forwards each connection
+    to ``connect()``.
 
     ``cut()`` closes the listener and every forwarded connection (the far end looks dead:
     new connections are refused); ``restore()`` listens again on the same port.
     """
 
-    def __init__(self, connect: Callable[[], socket.socket]) -> None:
+    def __init__(self, connect: Callable[[], socket.socket], host: str = "127.0.0.1") -> None:
         self.connect = connect
+        self.host = host
         self.port = 0
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
 
     @classmethod
-    def to_unix_socket(cls, path: str) -> CuttableProxy:
+    def to_unix_socket(cls, path: str, host: str = "127.0.0.1") -> CuttableProxy:
         def connect() -> socket.socket:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.connect(path)
             return sock
 
-        return cls(connect)
+        return cls(connect, host)
 
     def start(self) -> CuttableProxy:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener.bind((self.host, self.port))
         listener.listen(64)
         self.port = listener.getsockname()[1]
         self._listener = listener

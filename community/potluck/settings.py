@@ -145,6 +145,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "run" / "celerybeat-schedule")
 NODE_HEARTBEAT_SECONDS = env.env_int("POTLUCK_NODE_HEARTBEAT_SECONDS", 5)
 # A node whose heartbeat is older than this is marked lost.
 NODE_LOST_AFTER_SECONDS = env.env_int("POTLUCK_NODE_LOST_AFTER_SECONDS", 20)
+# How often beat looks for lost nodes: half that time (at most every 10 s), so that a node
+# is marked lost at most half its lost-after time late.
+NODE_LOST_CHECK_SECONDS = min(10.0, max(1.0, NODE_LOST_AFTER_SECONDS / 2))
 # A usage-stream consumer silent this long on an entry is taken for dead; others take over.
 USAGE_RECLAIM_IDLE_SECONDS = env.env_int("POTLUCK_USAGE_RECLAIM_IDLE_SECONDS", 60)
 # A usage consumer that raised is retried from its cursor after this, doubling per failure
@@ -162,7 +165,9 @@ SERVING_STOP_GRACE_SECONDS = env.env_int("POTLUCK_SERVING_STOP_GRACE_SECONDS", 2
 SERVING_RESTART_BACKOFF_SECONDS = env.env_int("POTLUCK_SERVING_RESTART_BACKOFF_SECONDS", 5)
 SERVING_RESTART_BACKOFF_MAX_SECONDS = env.env_int("POTLUCK_SERVING_RESTART_BACKOFF_MAX_SECONDS",
                                                   300)
-SERVING_REPLICA_BIND_HOST = env.env_str("POTLUCK_REPLICA_BIND_HOST", "127.0.0.1")
+# Unset: the node's own address, where the gateway and the agent's health checks reach the
+# replicas (a replica on loopback behind a routable address would never become READY).
+SERVING_REPLICA_BIND_HOST = env.env_str("POTLUCK_REPLICA_BIND_HOST", NODE_ADDRESS)
 SERVING_REPLICA_PORTS = env.env_str("POTLUCK_REPLICA_PORTS", "8100-8999")
 SERVING_CPU_KVCACHE_GIB = env.env_int("POTLUCK_VLLM_CPU_KVCACHE_SPACE", 1)
 # Who vLLM replicas and trainers run as when the node agent runs as root: "auto" (the
@@ -443,7 +448,8 @@ LOGGING = {
 }
 
 CELERY_BEAT_SCHEDULE = {
-    "replace-lost-nodes": {"task": "potluck.serving.replace_lost_nodes", "schedule": 10.0},
+    "replace-lost-nodes": {"task": "potluck.serving.replace_lost_nodes",
+                           "schedule": NODE_LOST_CHECK_SECONDS},
     # Expires: a backlog of roll-ups queued while no worker ran is one roll-up's work.
     "usage-roll-up": {"task": "potluck.usage.roll_up", "schedule": 2.0,
                       "options": {"expires": 10}},

@@ -167,6 +167,53 @@ def test_a_lost_nodes_replicas_are_written_off_and_replaced(make_node, make_mode
     assert nodes_of(deployment, ReplicaState.READY, ReplicaState.STARTING) == {"cpu-b": 2}
 
 
+def test_a_lost_node_that_comes_back_gets_no_duplicate_and_stops_its_written_off_server(
+        make_node, make_model, redis_conn, settings, tmp_path):
+    """A host cut off (not dead) long enough to be lost rejoins with its vLLM server still
+    running: its agent stops that server, and nothing is placed twice (issue 18)."""
+    import subprocess
+    import sys
+
+    from potluck.serving import replica_process
+    from potluck.serving.reconcile import NodeReconciler
+
+    settings.SERVING_STOP_GRACE_SECONDS = 5
+    settings.DATA_DIR = tmp_path
+    make_node("cpu-a")
+    make_node("cpu-b")
+    deployment = deploy(make_model(), 2)
+    schedule()
+    port = next(_ports)
+    # Stands for the vLLM server that kept running on cpu-b through the partition.
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
+                               replica_process.API_SERVER_MODULE, "--port", str(port)],
+                              start_new_session=True)
+    try:
+        for replica in deployment.replica_set.all():
+            on_b = replica.node.name == "cpu-b"
+            run_as(replica, ReplicaState.READY, pid=server.pid if on_b else 4242,
+                   port=port if on_b else None)
+        written_off = deployment.replica_set.get(node__name="cpu-b")
+        redis_conn.delete(node_services.HEARTBEAT_KEY.format(name="cpu-b"))
+        Node.objects.filter(name="cpu-b").update(last_heartbeat=timezone.now() - timedelta(
+            seconds=settings.NODE_LOST_AFTER_SECONDS + 1))
+        assert replace_lost_nodes() == ["cpu-b"]
+        assert nodes_of(deployment, ReplicaState.READY, ReplicaState.STARTING) == {"cpu-a": 2}
+
+        make_node("cpu-b")  # the partition heals: its agent heartbeats again ...
+        assert Node.objects.get(name="cpu-b").state == "online"
+        NodeReconciler("cpu-b").reconcile_once()  # ... and reconciles its node
+        assert server.wait(timeout=30) is not None  # the written-off server is stopped
+        schedule()
+        written_off.refresh_from_db()
+        assert (written_off.state, written_off.pid, written_off.next_restart_at) == (
+            ReplicaState.FAILED, None, None)
+        assert nodes_of(deployment, ReplicaState.READY, ReplicaState.STARTING) == {"cpu-a": 2}
+    finally:
+        server.kill()
+        server.wait()
+
+
 def test_a_failed_replica_waiting_for_its_restart_is_not_replaced(make_node, make_model):
     make_node("cpu-a")
     deployment = deploy(make_model(), 1)
