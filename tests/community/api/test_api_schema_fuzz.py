@@ -13,7 +13,7 @@ from schemathesis.checks import (
     response_schema_conformance,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 EXAMPLES = 12  # per operation
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]

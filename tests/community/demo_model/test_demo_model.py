@@ -18,6 +18,9 @@ from potluck.demo_model import build as build_module
 from potluck.demo_model.corpus import corpus_documents
 from potluck.demo_model.tokenizer import VOCAB_SIZE, train_tokenizer
 
+# Real training runs or model builds: once per CI run, in its community-only phase.
+pytestmark = pytest.mark.slow
+
 STEPS = 10
 SEED = 7
 

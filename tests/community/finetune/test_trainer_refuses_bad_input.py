@@ -12,6 +12,9 @@ import sys
 import pytest
 from trainer_runs import events_of, make_spec, phrase_example, ran, result_of, run_trainer
 
+# Real training runs or model builds: once per CI run, in its community-only phase.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize(("line", "reason"), [
     ('{"messages": [{"role": "user", "content": "hi"}', "line 3: not valid JSON"),

@@ -7,7 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from trainer_runs import FULL_LR, PHRASE, greedy_answer, make_spec, ran, result_of, run_trainer
+
+# Real training runs or model builds: once per CI run, in its community-only phase.
+pytestmark = pytest.mark.slow
 
 
 def test_a_lora_adapter_learns_the_phrase_and_the_base_model_does_not(

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from trainer_runs import EVENT_KEYS, LORA_LR, METRICS_KEYS, losses_by_step
 
+# Real training runs or model builds: once per CI run, in its community-only phase.
+pytestmark = pytest.mark.slow
+
 
 def test_events_are_well_formed_and_numbered_in_order(lora_run, lora_spec):
     events = lora_run["events"]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 from trainer_runs import (
     command,
     events_of,
@@ -23,6 +24,9 @@ from waiting import wait_for
 
 from potluck.finetune.trainer.checkpoints import latest_checkpoint
 
+# Real training runs or model builds: once per CI run, in its community-only phase.
+pytestmark = pytest.mark.slow
+
 
 def test_a_run_killed_after_a_checkpoint_resumes_there_and_ends_like_an_uninterrupted_one(
         lora_run, lora_spec, workdir):
@@ -32,7 +36,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_there_and_ends_like_an_uninterr
                                stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: any(e["type"] == "checkpoint" for e in events_of(spec))
-                 or process.poll() is not None, 120, "a first checkpoint", interval=0.02)
+                 or process.poll() is not None, 300, "a first checkpoint", interval=0.02)
         process.send_signal(signal.SIGKILL)
     finally:
         process.kill()
@@ -63,7 +67,7 @@ def test_sigterm_cancels_after_the_current_step_and_a_second_trainer_is_refused(
                                stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: any(e["type"] == "metrics" for e in events_of(spec))
-                 or process.poll() is not None, 120, "a first step")
+                 or process.poll() is not None, 300, "a first step")
         # A second trainer started by mistake on the same output dir leaves it alone.
         second = run_trainer(spec)
         assert second.returncode == 2, ran(second, 2)
