@@ -14,7 +14,7 @@ from aiohttp import web
 @dataclass
 class Behaviour:
     # ok | error503 | slow_stream | die_mid_answer | cut_stream | headers_then_die |
-    # vllm_error400 (an error in vLLM's own shape)
+    # vllm_error400 (an error in vLLM's own shape) | silent (no answer for 5 s)
     mode: str = "ok"
     chunks: int = 3
     delay: float = 0.0
@@ -34,6 +34,8 @@ class FakeUpstream:
         body = await request.json()
         self.bodies.append(body)
         b = self.behaviour
+        if b.mode == "silent":  # a replica stuck (or working on a long answer)
+            await asyncio.sleep(5)
         if b.mode == "error503":
             return web.json_response({"error": {"message": "overloaded"}}, status=503)
         if b.mode == "vllm_error400":

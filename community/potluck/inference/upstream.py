@@ -128,7 +128,12 @@ class Upstream:
                     replica.url_for(ctx.endpoint.path), data=payload,
                     headers={"content-type": "application/json",
                              "x-request-id": ctx.request_id})
+            except aiohttp.SocketTimeoutError:  # silent past the read timeout: not retried
+                replica.in_flight -= 1
+                raise UpstreamFailed("The model did not answer in time.", timeout=True
+                                     ) from None
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                # (a connect timeout is one of these: the replica is unreachable)
                 replica.in_flight -= 1
                 last = f"replica unreachable ({exc.__class__.__name__})"
                 continue
@@ -162,6 +167,9 @@ class Upstream:
             attempt = await self.send(ctx, payload, tried, may_retry)
             try:
                 body = await attempt.response.read()
+            except aiohttp.SocketTimeoutError:  # silent mid-answer: not retried either
+                raise UpstreamFailed("The model did not answer in time.", timeout=True
+                                     ) from None
             except aiohttp.ClientError as exc:
                 if not self.retries_left(ctx):
                     raise UpstreamFailed(f"The replica failed mid-answer "

@@ -23,6 +23,7 @@ class Case:
     replicas: tuple[str, ...]  # fake replica modes; "closed": nothing listens there
     status: int | None  # the answer's status; None: no answer (the request failed)
     sends: int | None = None  # requests the bad replicas got in all (None: not checked)
+    error: tuple[str, ...] = ("upstream_error", "replica_unreachable")  # when status is None
 
 
 CASES = {
@@ -32,7 +33,12 @@ CASES = {
     "nothing reachable fails after max attempts": Case(("closed", "closed"), None),
     "the last 503 is the answer after max attempts": Case(("error503", "error503"), 503,
                                                            sends=3),
+    # Silent past the read timeout: it may be generating a long answer; sending it again
+    # elsewhere would do the work twice, so it fails with a timeout (upstream.py's rule).
+    "a replica silent past the read timeout is not retried": Case(
+        ("silent", "silent"), None, sends=1, error=("upstream_timeout",)),
 }
+READ_TIMEOUT = 1  # seconds, for the silent replica's case
 
 
 def closed_port() -> int:
@@ -83,7 +89,7 @@ def online(live_env, tmp_path, key: str) -> tuple[int | None, str | None]:
         response = httpx.post(gateway.v1 + "/completions", timeout=30,
                               headers={"authorization": f"Bearer {key}"},
                               json={"model": "m", "prompt": "x", "max_tokens": 2})
-    if response.status_code == 502:
+    if response.status_code in (502, 504):
         return None, response.json()["error"]["code"]
     return response.status_code, None
 
@@ -108,19 +114,22 @@ def in_a_batch(org) -> tuple[int | None, str | None]:
 @pytest.mark.parametrize("path", ["online", "batch"])
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_online_calls_and_batch_lines_retry_alike(path, case, replicas, org, key_for,
-                                                  live_env, tmp_path, monkeypatch):
+                                                  live_env, tmp_path, monkeypatch, settings):
     monkeypatch.setenv("POTLUCK_UPSTREAM_MAX_ATTEMPTS", "3")
     rules = CASES[case]
+    env = {**live_env, "POTLUCK_UPSTREAM_MAX_ATTEMPTS": "3"}
+    if "silent" in rules.replicas:
+        env["POTLUCK_UPSTREAM_READ_TIMEOUT"] = str(READ_TIMEOUT)
+        settings.GATEWAY_READ_TIMEOUT = READ_TIMEOUT
     started = replicas(rules.replicas)
     deploy("m", [port for port, _ in started])
     if path == "online":
-        status, error = online({**live_env, "POTLUCK_UPSTREAM_MAX_ATTEMPTS": "3"}, tmp_path,
-                               key_for(org, ["inference"]))
+        status, error = online(env, tmp_path, key_for(org, ["inference"]))
     else:
         status, error = in_a_batch(org)
     assert status == rules.status
-    if rules.status is None:  # online: a 502 upstream_error; batch: its error file says so
-        assert error in ("upstream_error", "replica_unreachable")
+    if rules.status is None:  # online: a 502/504 error; batch: its error file says so
+        assert error in rules.error
     sends = sum(len(fake.bodies) for _, fake in started
                 if fake is not None and fake.behaviour.mode != "ok")
     if rules.sends is not None:
