@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -28,4 +29,9 @@ def test_registered_but_not_deployed_models_are_not_listed(serving, upstream, ga
     RegisteredModel.objects.create(name="registered-only", organization=org,
                                    source=Source.HUGGINGFACE, repo_id="test/registered-only")
 
-    assert listed(gateway, serving.key) == {"served", "starting"}
+    # The gateway's catalogue follows the database within a refresh (about a second):
+    # "undeployed" was listed until its deployment stopped.
+    wanted = {"served", "starting"}
+    wait_for(lambda: listed(gateway, serving.key) == wanted, 15,
+             f"the list to be exactly {wanted}")
+    assert listed(gateway, serving.key) == wanted
