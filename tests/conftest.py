@@ -206,8 +206,11 @@ def python_for_all_users() -> tuple[str, dict[str, str]]:
     # PYTHONPATH entries are not site directories: the editable install's .pth finder in
     # site-packages does not run, so the source folders themselves go on the path.
     sources = [str(REPO_ROOT / "community"), str(REPO_ROOT / "enterprise")]
-    env = {"PYTHONPATH": os.pathsep.join([*paths, *sources,
-                                          sysconfig.get_paths()["purelib"]])}
+    # This environment's packages: its site-packages, and folders its .pth files add (CI's
+    # community-only venv reaches the installed dependencies through one).
+    packages = [sysconfig.get_paths()["purelib"],
+                *(p for p in sys.path if p.endswith("-packages") and Path(p).is_dir())]
+    env = {"PYTHONPATH": os.pathsep.join(dict.fromkeys([*paths, *sources, *packages]))}
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     if reachable:
         return sys.executable, env
