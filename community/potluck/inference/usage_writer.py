@@ -58,6 +58,10 @@ class UsageJournal:
         self._shipped = 0  # bytes of the journal already in the stream
         self._written = 0
         self._redis_down = False
+        # One shipment at a time; ``run`` shields each round, so a writer closing (its
+        # task cancelled) never interrupts an XADD whose answer it has not read yet:
+        # ``close`` waits for that round and ships only what it left.
+        self._shipping = asyncio.Lock()
 
     # -- the request path -------------------------------------------------------------
     async def record(self, event: UsageEvent) -> None:
@@ -73,6 +77,10 @@ class UsageJournal:
 
     async def ship(self) -> int:
         """Move this journal's new lines to the usage stream; returns how many moved."""
+        async with self._shipping:
+            return await self._ship()
+
+    async def _ship(self) -> int:
         if self._written == self._shipped:
             return 0
         data = os.pread(self._fd, self._written - self._shipped, self._shipped)
@@ -96,6 +104,10 @@ class UsageJournal:
     async def recover(self) -> int:
         """Ship and delete the journals no writer holds any more (their process died, or
         an earlier version's spool); returns how many lines moved."""
+        async with self._shipping:
+            return await self._recover()
+
+    async def _recover(self) -> int:
         moved = 0
         for claimed in abandoned_journals(self.directory, exclude=self.path):
             with claimed:
@@ -105,18 +117,20 @@ class UsageJournal:
                 claimed.done()
         return moved
 
+    async def _round(self, rounds: int) -> None:
+        await self.ship()
+        if rounds % 100 == 0:
+            recovered = await self.recover()
+            if recovered:
+                log.info("shipped %d usage records left by writers that are gone", recovered)
+
     async def run(self) -> None:
         """Ship every ``ship_seconds`` and recover others' journals every few seconds, for
         the life of the writer; Redis being down is logged once per outage."""
         rounds = 0
         while True:
             try:
-                await self.ship()
-                if rounds % 100 == 0:
-                    recovered = await self.recover()
-                    if recovered:
-                        log.info("shipped %d usage records left by writers that are gone",
-                                 recovered)
+                await asyncio.shield(self._round(rounds))
                 if self._redis_down:
                     log.info("usage journal: Redis answers again; shipping resumed")
                     self._redis_down = False

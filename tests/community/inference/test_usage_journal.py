@@ -115,3 +115,34 @@ def test_the_node_agent_ships_abandoned_journals_without_an_event_loop(redis_con
     assert recover_journals(tmp_path, redis_conn) == 1
     assert stream_ids(redis_conn) == ["req_journal_9"]
     assert list(tmp_path.glob("usage-*")) == []
+
+
+def test_a_writer_closed_while_a_shipment_is_in_flight_ships_each_line_once(
+        redis_conn, tmp_path, monkeypatch):
+    """The gateway and batch runs cancel the shipping task, then close the journal. A
+    cancel that lands after Redis took an XADD but before its answer was read must not
+    make ``close`` send those lines again (the batch test saw every event twice)."""
+    org = str(uuid.uuid4())
+    real_xadd = UsageJournal._xadd
+
+    async def slow_answer(self, lines):
+        await real_xadd(self, lines)  # Redis has the lines...
+        self.answer_pending.set()
+        await asyncio.sleep(0.3)  # ...and the answer is read late
+
+    monkeypatch.setattr(UsageJournal, "_xadd", slow_answer)
+
+    async def go() -> None:
+        journal = UsageJournal(Redis.from_url(redis_url()), tmp_path, ship_seconds=0.01)
+        journal.answer_pending = asyncio.Event()
+        for n in range(10):
+            await journal.record(event(n, org))
+        shipping = asyncio.create_task(journal.run())
+        await journal.answer_pending.wait()
+        shipping.cancel()  # as the dispatcher's and the gateway's shutdown do
+        await asyncio.gather(shipping, return_exceptions=True)
+        await journal.close()
+
+    asyncio.run(go())
+    assert stream_ids(redis_conn) == [f"req_journal_{n}" for n in range(10)]
+    assert list(tmp_path.glob("usage-*")) == []
