@@ -259,7 +259,9 @@ GATEWAY_DEFAULT_ORG_RPM = env.env_int("POTLUCK_DEFAULT_ORG_RPM", 0)
 GATEWAY_DEFAULT_ORG_TPM = env.env_int("POTLUCK_DEFAULT_ORG_TPM", 0)
 GATEWAY_MAX_BODY_BYTES = env.env_int("POTLUCK_MAX_BODY_BYTES", 4 * 2**20)
 GATEWAY_KEY_CACHE_SECONDS = float(env.env_int("POTLUCK_KEY_CACHE_SECONDS", 5))
-GATEWAY_CATALOG_REFRESH_SECONDS = 1.0
+# How often gateway workers reload the catalogue (models, replicas) and run the refreshers
+# in the background; a request for a model the catalogue does not know reloads it at once.
+GATEWAY_CATALOG_REFRESH_SECONDS = float(env.env_int("POTLUCK_GATEWAY_CATALOG_REFRESH_SECONDS", 1))
 GATEWAY_CONNECT_TIMEOUT = 5.0
 # Longest silence from a replica mid-answer before the request fails with 504.
 GATEWAY_READ_TIMEOUT = float(env.env_int("POTLUCK_UPSTREAM_READ_TIMEOUT", 300))

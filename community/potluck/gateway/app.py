@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,7 +30,7 @@ from potluck.gateway import metrics
 from potluck.gateway.auth import KeyCache
 from potluck.gateway.db import DatabaseThread
 from potluck.inference import errors
-from potluck.inference.catalog import Catalog, ModelEntry, load_snapshot
+from potluck.inference.catalog import Catalog, ModelEntry, Snapshot, load_snapshot
 from potluck.inference.context import ONLINE, Caller, Outcome, RequestContext
 from potluck.inference.core import InferenceCore, StreamAnswer, new_request_id
 from potluck.inference.errors import InferenceError
@@ -48,6 +49,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
 LAG_EVERY_ROUNDS = 5
+# A request for a model the catalogue does not know reloads it, unless it is fresher than this.
+MISS_RELOAD_SECONDS = 0.25
 _SSE = (b"content-type", b"text/event-stream; charset=utf-8")
 # What Django's SecurityMiddleware and XFrameOptionsMiddleware send on /api, sent here too.
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"),
@@ -92,7 +95,10 @@ class Gateway:
                 auto_decompress=False, skip_auto_headers=("User-Agent",),
             )
             self.core = InferenceCore(self.http, self.catalog,
-                                      [RateLimits(self.limiter), UsageMeter(self.usage)])
+                                      [RateLimits(self.limiter), UsageMeter(self.usage)],
+                                      reload_on_miss=self._reload_on_miss)
+            self._catalog_loaded_at = self._miss_reloaded_at = 0.0
+            self._catalog_lock = asyncio.Lock()
             self.headers = list(SECURITY_HEADERS)
             try:
                 await self._refresh()
@@ -103,9 +109,33 @@ class Gateway:
                                 asyncio.create_task(self.limiter.run())]
             self._started = True
 
-    async def _refresh(self) -> None:
+    async def _load_catalog(self) -> Snapshot:
         snapshot = await self.db.run(load_snapshot)
         self.catalog.replace(snapshot)
+        self._catalog_loaded_at = time.monotonic()
+        return snapshot
+
+    async def _reload_on_miss(self) -> bool:
+        """The core asks before answering a model as unknown: reload the catalogue, unless
+        a miss reloaded it in the last ``MISS_RELOAD_SECONDS`` (so requests for unknown
+        models cost at most a few queries a second; concurrent misses share one load).
+        True if the catalogue was loaded after the request asked."""
+        asked = time.monotonic()
+        async with self._catalog_lock:
+            if self._catalog_loaded_at >= asked:  # loaded while we waited: fresh enough
+                return True
+            if asked - self._miss_reloaded_at < MISS_RELOAD_SECONDS:
+                return False
+            self._miss_reloaded_at = asked
+            try:
+                await self._load_catalog()
+            except DatabaseError:
+                return False
+            return True
+
+    async def _refresh(self) -> None:
+        async with self._catalog_lock:
+            snapshot = await self._load_catalog()
         for state, count in snapshot.replica_states.items():
             metrics.REPLICAS.labels(state).set(count)
         await self.db.run(extensions.run_refreshers)

@@ -110,12 +110,18 @@ class InferenceCore:
 
     ``catalog`` is refreshed by the owner (the gateway's background loop, the batch
     runner's watcher); ``builtin`` are the owner's own stages (the limiter, the usage
-    meter), run with the registered policies in ``order``.
+    meter), run with the registered policies in ``order``. ``reload_on_miss``, when
+    given, is awaited once before a model is answered as unknown: it reloads the catalog
+    if it may be stale and says whether it did (so a model published a moment ago, such
+    as a fine-tune that just succeeded, is served at once rather than after the next
+    background refresh).
     """
 
     def __init__(self, http: aiohttp.ClientSession, catalog: Catalog,
-                 builtin: list[Policy] | None = None, rules: RetryRules | None = None) -> None:
+                 builtin: list[Policy] | None = None, rules: RetryRules | None = None,
+                 reload_on_miss: Callable[[], Awaitable[bool]] | None = None) -> None:
         self.catalog = catalog
+        self.reload_on_miss = reload_on_miss
         self.upstream = Upstream(http, catalog, rules)
         self.pipelines = PipelineSource(builtin or [])
         self.tokens = PromptTokens(http, catalog)
@@ -145,6 +151,8 @@ class InferenceCore:
             raise self._refused(ctx, errors.bad_request(invalid.message, param=invalid.param,
                                                         code=invalid.code)) from None
         entry = self.catalog.resolve(ctx.model, ctx.caller.organization_id)
+        if entry is None and self.reload_on_miss is not None and await self.reload_on_miss():
+            entry = self.catalog.resolve(ctx.model, ctx.caller.organization_id)
         if entry is None:
             raise self._refused(ctx, self._not_served(ctx))
         ctx.entry = entry
