@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,6 +26,22 @@ class CliError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
+
+
+def read_json_file(path: str) -> Any:
+    """The JSON document in the file ``path`` (``-``: standard input). Raises ``CliError``
+    naming the file when it cannot be read or is not JSON."""
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        return json.loads(text)
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path} is not JSON: {exc}") from None
 
 
 def _services_configured() -> bool:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from typing import Any
 
 import click
 
 from potluck.cli.accounts import find_org
-from potluck.cli.context import CliError, needs_django
+from potluck.cli.context import CliError, needs_django, read_json_file
 
 
 def _ensure_licensed() -> None:
@@ -21,16 +20,6 @@ def _ensure_licensed() -> None:
 
     if FEATURE_KEY not in gate.refresh():
         raise CliError(NOT_LICENSED)
-
-
-def _read_json(path: str) -> Any:
-    try:
-        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
-        return json.loads(text)
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{path} is not JSON: {exc}") from None
 
 
 def _table(rows: list[list[str]]) -> None:
@@ -61,7 +50,7 @@ def prices_set(file: str) -> None:
     from potluck_enterprise.billing import pricebook
 
     _ensure_licensed()
-    version = pricebook.create_version(_read_json(file), created_by="cli")
+    version = pricebook.create_version(read_json_file(file), created_by="cli")
     click.echo(f"price version {version.pk} in force from {version.effective_from.isoformat()} "
                f"({version.prices.count()} models, {version.currency})")
 

@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import json
-import sys
-from typing import Any
 
 import click
 
-from potluck.cli.context import CliError, needs_django
+from potluck.cli.context import CliError, needs_django, read_json_file
 
 
 def _ensure_on() -> None:
@@ -18,16 +16,6 @@ def _ensure_on() -> None:
     if not signing.enabled():
         raise CliError("the licence store is off on this installation: set "
                        "POTLUCK_STORE_ISSUER_KEY_FILE to the issuer's private key file")
-
-
-def _read_json(path: str) -> Any:
-    try:
-        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
-        return json.loads(text)
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{path} is not JSON: {exc}") from None
 
 
 def _sync() -> int:
@@ -88,7 +76,7 @@ def plans_set(file: str, no_stripe: bool) -> None:
     from potluck_enterprise.store import plans
 
     _ensure_on()
-    kept = plans.set_plans(_read_json(file))
+    kept = plans.set_plans(read_json_file(file))
     click.echo(f"plans on sale: {', '.join(p.key for p in kept)}")
     if not no_stripe:
         click.echo(f"Stripe: {_sync()} new prices created")
