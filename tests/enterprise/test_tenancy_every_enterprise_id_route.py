@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from django.urls import get_resolver
-from django.urls.resolvers import URLPattern, URLResolver
+from id_routes import id_routes, methods
 from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
 
-ROUTE_PARAM = re.compile(r"\(\?P<(\w+)>[^)]*\)|<(?:\w+:)?(\w+)>")
-METHODS = ("get", "post", "patch", "put", "delete")
 NOWHERE = "00000000-0000-0000-0000-000000000000"
 
 # Routes whose id names no organization's object, and why.
@@ -161,37 +158,6 @@ BODIES: dict[str, dict[str, Any]] = {
 }
 
 
-def id_routes() -> Iterator[tuple[str, URLPattern]]:
-    """Enterprise routes under api/ and v1/ with an id in their path."""
-
-    def walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
-        for pattern in patterns:
-            if isinstance(pattern, URLResolver):
-                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
-            else:
-                yield prefix + str(pattern.pattern), pattern
-
-    for raw, pattern in walk(get_resolver().url_patterns):
-        if not raw.startswith(("api/", "v1/")) or "format" in raw:
-            continue
-        if not pattern.callback.__module__.startswith("potluck_enterprise"):
-            continue
-        route = ROUTE_PARAM.sub(lambda m: "{" + (m.group(1) or m.group(2)) + "}", raw)
-        route = route.replace("^", "").replace("$", "").replace("/?", "/").rstrip("/")
-        route = route.replace("//", "/")
-        if "{" in route:
-            yield route, pattern
-
-
-def methods(pattern: URLPattern) -> list[str]:
-    callback = pattern.callback
-    actions = getattr(callback, "actions", None)
-    if actions:
-        return [m for m in METHODS if m in actions]
-    view = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
-    return [m for m in METHODS if view is not None and hasattr(view, m)]
-
-
 def test_another_orgs_objects_answer_404_on_every_enterprise_id_route(
         org, other_org, key_for, user_client, licensed):
     licensed(features=["sso", "billing", "credits", "compliance"], seats=50)
@@ -201,7 +167,7 @@ def test_another_orgs_objects_answer_404_on_every_enterprise_id_route(
     by_person = user_client(org, "owner")
     rightful = user_client(other_org, "owner")  # the control: the object is reachable
     checked, unknown, seen = [], [], set()
-    for route, pattern in id_routes():
+    for route, pattern in id_routes(enterprise=True):
         seen.add(route)
         if route in NOT_TENANT_OBJECTS:
             continue

@@ -13,20 +13,17 @@ import io
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.urls import get_resolver
-from django.urls.resolvers import URLPattern, URLResolver
 from django.utils import timezone
+from id_routes import id_routes, methods
 from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
 
-ROUTE_PARAM = re.compile(r"\(\?P<(\w+)>[^)]*\)|<(?:\w+:)?(\w+)>")
-METHODS = ("get", "post", "patch", "put", "delete")
 
 # Routes whose id names no organization's object, and why.
 NOT_TENANT_OBJECTS = {
@@ -123,38 +120,6 @@ OBJECTS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def id_routes() -> Iterator[tuple[str, URLPattern]]:
-    """Community routes under api/ and v1/ with an id in their path (format-suffix twins
-    and enterprise routes aside: the enterprise suite runs this over its own)."""
-
-    def walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
-        for pattern in patterns:
-            if isinstance(pattern, URLResolver):
-                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
-            else:
-                yield prefix + str(pattern.pattern), pattern
-
-    for raw, pattern in walk(get_resolver().url_patterns):
-        if not raw.startswith(("api/", "v1/")) or "format" in raw:
-            continue
-        if pattern.callback.__module__.startswith("potluck_enterprise"):
-            continue
-        route = ROUTE_PARAM.sub(lambda m: "{" + (m.group(1) or m.group(2)) + "}", raw)
-        route = route.replace("^", "").replace("$", "").replace("/?", "/").rstrip("/")
-        route = route.replace("//", "/")
-        if "{" in route:
-            yield route, pattern
-
-
-def methods(pattern: URLPattern) -> list[str]:
-    callback = pattern.callback
-    actions = getattr(callback, "actions", None)
-    if actions:
-        return [m for m in METHODS if m in actions]
-    view = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
-    return [m for m in METHODS if view is not None and hasattr(view, m)]
-
-
 def test_another_orgs_objects_answer_404_on_every_id_route(org, other_org, key_for,
                                                            user_client):
     by_key = APIClient()
@@ -162,7 +127,7 @@ def test_another_orgs_objects_answer_404_on_every_id_route(org, other_org, key_f
         org, ["read", "write", "admin", "inference"]))
     by_person = user_client(org, "owner")
     checked, unknown = [], []
-    for route, pattern in id_routes():
+    for route, pattern in id_routes(enterprise=False):
         if route in NOT_TENANT_OBJECTS:
             continue
         make = next((f for prefix, f in OBJECTS.items() if route.startswith(prefix)), None)
